@@ -1,0 +1,24 @@
+// Package backend is what weft's kernel backends (iptables+ipset, nftables)
+// have in common: the interface the syncer drives and the names they share.
+package backend
+
+import (
+	"context"
+
+	"github.com/weftnet/weft/internal/ir"
+)
+
+// Backend programs the kernel's packet filter of the network namespace weft
+// runs in.
+type Backend interface {
+	// Name is "iptables" or "nftables".
+	Name() string
+	// Apply makes the kernel hold exactly rs, atomically: on error the rules
+	// that were in place stay whole, and the error says what the kernel or
+	// the tool refused. The first Apply of a process adopts and replaces what
+	// an earlier weft left, without a moment in which isolated pods are open.
+	Apply(ctx context.Context, rs *ir.Ruleset) error
+	// Cleanup removes every chain, rule, set and table weft owns, and
+	// nothing else. It succeeds when there is nothing to remove.
+	Cleanup(ctx context.Context) error
+}

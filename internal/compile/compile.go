@@ -1,0 +1,305 @@
+package compile
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/weftnet/weft/internal/ir"
+	"github.com/weftnet/weft/internal/policy"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+var families = [...]ir.Family{ir.IPv4, ir.IPv6}
+
+// Compile returns the ruleset that enforces snap's policies for the pods local
+// to node ("" means every pod is local).
+func Compile(snap *policy.Snapshot, node string) *ir.Ruleset {
+	c := &compiler{
+		snap:       snap,
+		node:       node,
+		sets:       map[string]*ir.Set{},
+		namespaces: map[string][]string{},
+	}
+	return c.compile()
+}
+
+type compiler struct {
+	snap       *policy.Snapshot
+	node       string
+	sets       map[string]*ir.Set         // by name
+	namespaces map[string][]string        // namespace selector → matching namespaces
+	endpoints  map[string][2][]ir.Endpoint // "name/proto" → per family, unsorted
+}
+
+func (c *compiler) compile() *ir.Ruleset {
+	rs := &ir.Ruleset{Node: c.node}
+	// chains of each isolated local pod, per direction, in policy order
+	podChains := [2]map[*policy.Pod][]*ir.Chain{{}, {}}
+	var order [2][]*policy.Pod
+	for _, pol := range c.snap.Policies {
+		var selected []*policy.Pod
+		for _, pod := range c.snap.PodsIn(pol.Namespace) {
+			if policy.IsLocal(pod, c.node) && pol.Selects(pod) {
+				selected = append(selected, pod)
+			}
+		}
+		if len(selected) == 0 {
+			continue
+		}
+		for _, dir := range []policy.Direction{policy.Ingress, policy.Egress} {
+			if !pol.Isolates[dir] {
+				continue
+			}
+			ch := c.chain(pol, dir)
+			rs.Chains = append(rs.Chains, *ch)
+			for _, pod := range selected {
+				if _, seen := podChains[dir][pod]; !seen {
+					order[dir] = append(order[dir], pod)
+				}
+				podChains[dir][pod] = append(podChains[dir][pod], ch)
+			}
+		}
+	}
+	for dir := range podChains {
+		groups := map[string]*ir.Group{}
+		for _, pod := range order[dir] {
+			chains := podChains[dir][pod]
+			names := make([]string, len(chains))
+			pols := make([]string, len(chains))
+			for i, ch := range chains {
+				names[i], pols[i] = ch.Name, ch.Policy
+			}
+			key := strings.Join(names, ",")
+			g := groups[key]
+			if g == nil {
+				g = &ir.Group{
+					Name:      "weft-g-" + hash(ir.Direction(dir).String()+"|"+key),
+					Direction: ir.Direction(dir),
+					Chains:    names,
+					Policies:  pols,
+				}
+				groups[key] = g
+			}
+			for _, ip := range pod.IPs {
+				if c.snap.PodByIP(ip) == pod {
+					g.Members = append(g.Members, ir.Member{Addr: ip, Pod: pod.Key()})
+				}
+			}
+		}
+		for _, g := range groups {
+			sort.Slice(g.Members, func(i, j int) bool { return g.Members[i].Addr.Less(g.Members[j].Addr) })
+			rs.Groups = append(rs.Groups, *g)
+		}
+	}
+	for _, s := range c.sets {
+		rs.Sets = append(rs.Sets, *s)
+	}
+	sort.Slice(rs.Sets, func(i, j int) bool { return rs.Sets[i].Name < rs.Sets[j].Name })
+	sort.Slice(rs.Chains, func(i, j int) bool { return rs.Chains[i].Name < rs.Chains[j].Name })
+	sort.Slice(rs.Groups, func(i, j int) bool { return rs.Groups[i].Name < rs.Groups[j].Name })
+	return rs
+}
+
+// hash returns 16 characters of lower-case base32 of sha256(s).
+func hash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return strings.ToLower(base32.StdEncoding.EncodeToString(sum[:10]))
+}
+
+// portMatch is one port entry of a rule, for one family.
+type portMatch struct {
+	protocol         uint8
+	portMin, portMax uint16
+	endpointSet      string
+}
+
+func (c *compiler) chain(pol *policy.Policy, dir policy.Direction) *ir.Chain {
+	ref := pol.PolicyRef.String()
+	ch := &ir.Chain{
+		Name:      "weft-p-" + hash(dir.String()+"|"+ref),
+		Policy:    ref,
+		Direction: ir.Direction(dir),
+	}
+	for i := range pol.Rules[dir] {
+		r := &pol.Rules[dir][i]
+		if r.Broken {
+			continue // a rule weft cannot understand allows nothing
+		}
+		comment := fmt.Sprintf("%s %s[%d]", ref, dir, i)
+		for fi, fam := range families {
+			var peers []string
+			if r.AllPeers {
+				peers = []string{""}
+			}
+			for j := range r.Peers {
+				if name, ok := c.peerSet(pol, &r.Peers[j], fam); ok {
+					peers = append(peers, name)
+				}
+			}
+			var ports []portMatch
+			if r.AllPorts {
+				ports = []portMatch{{}}
+			}
+			for _, p := range r.Ports {
+				pm := portMatch{protocol: uint8(p.Protocol), portMin: p.Port, portMax: p.EndPort}
+				if p.Name != "" {
+					pm.endpointSet = c.namedPortSet(p.Name, p.Protocol, fi)
+				}
+				ports = append(ports, pm)
+			}
+			for _, peer := range peers {
+				for _, pm := range ports {
+					ch.Rules = append(ch.Rules, ir.Rule{
+						Family:      fam,
+						PeerSet:     peer,
+						Protocol:    pm.protocol,
+						PortMin:     pm.portMin,
+						PortMax:     pm.portMax,
+						EndpointSet: pm.endpointSet,
+						Verdict:     ir.Accept,
+						Comment:     comment,
+					})
+				}
+			}
+		}
+	}
+	return ch
+}
+
+// peerSet returns the set holding the peer's addresses of family fam; false
+// when the peer has none of that family by construction (an ipBlock).
+func (c *compiler) peerSet(pol *policy.Policy, peer *policy.Peer, fam ir.Family) (string, bool) {
+	if b := peer.IPBlock; b != nil {
+		if ir.FamilyOf(b.CIDR.Addr()) != fam {
+			return "", false
+		}
+		ex := make([]string, len(b.Except))
+		for i, e := range b.Except {
+			ex[i] = e.String()
+		}
+		sort.Strings(ex)
+		key := fmt.Sprintf("net|%d|%s|%s", fam, b.CIDR, strings.Join(ex, ","))
+		name := "weft-" + hash(key)
+		if _, ok := c.sets[name]; !ok {
+			c.sets[name] = &ir.Set{
+				Name: name, Family: fam, Kind: ir.NetSet,
+				Comment:  "ipBlock " + b.CIDR.String() + exceptComment(ex),
+				Prefixes: subtract(b.CIDR, b.Except),
+			}
+		}
+		return name, true
+	}
+	nsPart := "namespace " + pol.Namespace
+	if peer.NamespaceSelector != nil {
+		nsPart = "namespaces " + selectorString(peer.NamespaceSelector)
+	}
+	podPart := "pods " + selectorString(peer.PodSelector)
+	key := fmt.Sprintf("pods|%d|%s|%s", fam, nsPart, podPart)
+	name := "weft-" + hash(key)
+	if _, ok := c.sets[name]; ok {
+		return name, true
+	}
+	var namespaces []string
+	if peer.NamespaceSelector == nil {
+		namespaces = []string{pol.Namespace}
+	} else {
+		namespaces = c.selectNamespaces(peer.NamespaceSelector)
+	}
+	var addrs []netip.Addr
+	for _, ns := range namespaces {
+		for _, pod := range c.snap.PodsIn(ns) {
+			if !pod.Selectable() || (peer.PodSelector != nil && !peer.PodSelector.Matches(pod.Labels)) {
+				continue
+			}
+			for _, ip := range pod.IPs {
+				if ir.FamilyOf(ip) == fam && c.snap.PodByIP(ip) == pod {
+					addrs = append(addrs, ip)
+				}
+			}
+		}
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	addrs = slices.Compact(addrs)
+	c.sets[name] = &ir.Set{Name: name, Family: fam, Kind: ir.AddrSet, Comment: podPart + " in " + nsPart, Addrs: addrs}
+	return name, true
+}
+
+func exceptComment(ex []string) string {
+	if len(ex) == 0 {
+		return ""
+	}
+	return " except " + strings.Join(ex, ",")
+}
+
+// selectorString is a canonical text of a selector; "*" for every object.
+func selectorString(s labels.Selector) string {
+	if s == nil || s.Empty() {
+		return "*"
+	}
+	return s.String()
+}
+
+func (c *compiler) selectNamespaces(sel labels.Selector) []string {
+	key := selectorString(sel)
+	if ns, ok := c.namespaces[key]; ok {
+		return ns
+	}
+	var out []string
+	for name, ns := range c.snap.Namespaces {
+		if sel.Matches(ns.Labels) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	c.namespaces[key] = out
+	return out
+}
+
+// namedPortSet returns the EndpointSet of family index fi holding, for every
+// pod that has a container port called name with protocol proto, its
+// (address, protocol, port).
+func (c *compiler) namedPortSet(name string, proto policy.Protocol, fi int) string {
+	fam := families[fi]
+	key := fmt.Sprintf("named|%d|%s|%s", fam, name, proto)
+	setName := "weft-" + hash(key)
+	if _, ok := c.sets[setName]; ok {
+		return setName
+	}
+	if c.endpoints == nil {
+		c.endpoints = map[string][2][]ir.Endpoint{}
+		for _, pod := range c.snap.Pods {
+			if !pod.Selectable() {
+				continue
+			}
+			for _, cp := range pod.Ports {
+				k := cp.Name + "/" + cp.Protocol.String()
+				eps := c.endpoints[k]
+				for _, ip := range pod.IPs {
+					if c.snap.PodByIP(ip) != pod {
+						continue
+					}
+					i := 0
+					if ip.Is6() {
+						i = 1
+					}
+					eps[i] = append(eps[i], ir.Endpoint{Addr: ip, Protocol: uint8(cp.Protocol), Port: cp.Port})
+				}
+				c.endpoints[k] = eps
+			}
+		}
+	}
+	eps := slices.Clone(c.endpoints[name+"/"+proto.String()][fi])
+	slices.SortFunc(eps, ir.CompareEndpoints)
+	eps = slices.Compact(eps)
+	c.sets[setName] = &ir.Set{
+		Name: setName, Family: fam, Kind: ir.EndpointSet,
+		Comment:   fmt.Sprintf("named port %s/%s", name, proto),
+		Endpoints: eps,
+	}
+	return setName
+}

@@ -1,0 +1,18 @@
+// Package ir is weft's backend-neutral ruleset: what the kernel must do on one
+// node, with no iptables or nftables syntax in it.
+//
+// A Ruleset holds named address sets (per IP family), policy chains of ordered
+// rules, and groups that dispatch each isolated local pod address to the chains
+// of the policies that select it. Both kernel backends render a Ruleset; the
+// Tracer interprets one, so tests can compare it packet by packet with the
+// policy evaluator.
+//
+// Semantics of a group, for a packet whose local pod address (destination for
+// Ingress, source for Egress) is a member: the chains are tried in order and the
+// first rule that matches decides (Accept). A packet that no rule accepts is
+// dropped. A packet whose address is in no group of a direction passes that
+// direction. Packets from the node itself are always accepted. Verdict carries
+// Drop (ends the direction with a drop) and Pass (leaves the current chain for
+// the group's next one) too, so ordered tiers (ClusterNetworkPolicy) fit
+// without change.
+package ir

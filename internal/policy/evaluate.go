@@ -1,0 +1,177 @@
+package policy
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// Flow is the first packet of a connection.
+type Flow struct {
+	Src, Dst netip.Addr
+	Protocol Protocol
+	Port     uint16 // destination port; 0 for protocols without ports
+}
+
+// RuleRef names one rule of a policy.
+type RuleRef struct {
+	Policy    PolicyRef `json:"policy"`
+	Direction Direction `json:"-"`
+	Index     int       `json:"rule"`
+}
+
+// Check is the verdict of one direction: the destination's ingress or the
+// source's egress.
+type Check struct {
+	Direction Direction
+	// Pod is the pod whose policies are checked; nil if that end is no pod
+	// (an external address, a host-network pod, the node).
+	Pod *Pod
+	// Enforced is false when the pod's policy is not enforced on the node the
+	// evaluator speaks for (a remote pod), or there is no pod.
+	Enforced bool
+	// IsolatedBy lists the policies that select the pod for this direction.
+	IsolatedBy []PolicyRef
+	// AllowedBy lists the rules of those policies that match the flow.
+	AllowedBy []RuleRef
+	// FromNode: ingress from the pod's own node, which is always allowed.
+	FromNode bool
+	Allowed  bool
+}
+
+// Decision is the evaluator's answer for one flow.
+type Decision struct {
+	Flow Flow
+	// Src and Dst are the pods holding the flow's addresses, or nil.
+	Src, Dst *Pod
+	// Egress is checked at Src, Ingress at Dst.
+	Egress, Ingress Check
+	Allowed         bool
+}
+
+// Blocked returns the directions that block the flow.
+func (d *Decision) Blocked() []Direction {
+	var out []Direction
+	if !d.Egress.Allowed {
+		out = append(out, Egress)
+	}
+	if !d.Ingress.Allowed {
+		out = append(out, Ingress)
+	}
+	return out
+}
+
+// Evaluator decides flows on a snapshot, as seen from one node: policies are
+// enforced for pods local to Node (every pod when Node is empty).
+type Evaluator struct {
+	Snapshot *Snapshot
+	Node     string
+	// NodeIPs are addresses of the node itself; traffic from them is always allowed.
+	NodeIPs []netip.Addr
+}
+
+// Decide answers whether the flow is allowed and why.
+func (e *Evaluator) Decide(f Flow) Decision {
+	s := e.Snapshot
+	d := Decision{Flow: f, Src: s.PodByIP(f.Src), Dst: s.PodByIP(f.Dst)}
+	d.Egress = e.check(Egress, d.Src, f.Dst, d.Dst, f)
+	d.Ingress = e.check(Ingress, d.Dst, f.Src, d.Src, f)
+	if d.Ingress.Pod != nil && e.fromNode(f.Src, d.Ingress.Pod) {
+		d.Ingress.FromNode = true
+		d.Ingress.Allowed = true
+	}
+	d.Allowed = d.Egress.Allowed && d.Ingress.Allowed
+	return d
+}
+
+// fromNode reports whether src is the node that runs dst: one of NodeIPs, or
+// the address of a host-network pod on dst's node.
+func (e *Evaluator) fromNode(src netip.Addr, dst *Pod) bool {
+	if slices.Contains(e.NodeIPs, src) {
+		return true
+	}
+	for _, p := range e.Snapshot.Pods {
+		if p.HostNetwork && !p.Finished && p.NodeName != "" && p.NodeName == dst.NodeName && slices.Contains(p.IPs, src) {
+			return true
+		}
+	}
+	return false
+}
+
+// check evaluates the policies of pod for direction dir; peerIP/peerPod is the
+// other end of the flow.
+func (e *Evaluator) check(dir Direction, pod *Pod, peerIP netip.Addr, peerPod *Pod, f Flow) Check {
+	c := Check{Direction: dir, Pod: pod, Allowed: true}
+	if pod == nil {
+		return c
+	}
+	c.Enforced = IsLocal(pod, e.Node)
+	// Named ports resolve on the destination pod.
+	dstPod := pod
+	if dir == Egress {
+		dstPod = peerPod
+	}
+	for _, pol := range e.Snapshot.PoliciesIn(pod.Namespace) {
+		if !pol.Isolates[dir] || !pol.Selects(pod) {
+			continue
+		}
+		c.IsolatedBy = append(c.IsolatedBy, pol.PolicyRef)
+		for i := range pol.Rules[dir] {
+			if e.ruleMatches(pol, &pol.Rules[dir][i], peerIP, peerPod, dstPod, f) {
+				c.AllowedBy = append(c.AllowedBy, RuleRef{Policy: pol.PolicyRef, Direction: dir, Index: i})
+			}
+		}
+	}
+	c.Allowed = !c.Enforced || len(c.IsolatedBy) == 0 || len(c.AllowedBy) > 0
+	return c
+}
+
+func (e *Evaluator) ruleMatches(pol *Policy, r *Rule, peerIP netip.Addr, peerPod, dstPod *Pod, f Flow) bool {
+	if r.Broken {
+		return false
+	}
+	return (r.AllPeers || e.peersMatch(pol, r.Peers, peerIP, peerPod)) && (r.AllPorts || portsMatch(r.Ports, dstPod, f))
+}
+
+func (e *Evaluator) peersMatch(pol *Policy, peers []Peer, peerIP netip.Addr, peerPod *Pod) bool {
+	for i := range peers {
+		p := &peers[i]
+		if p.IPBlock != nil {
+			if p.IPBlock.Contains(peerIP) {
+				return true
+			}
+			continue
+		}
+		if peerPod == nil {
+			continue
+		}
+		if p.NamespaceSelector == nil {
+			if peerPod.Namespace != pol.Namespace {
+				continue
+			}
+		} else if !p.NamespaceSelector.Matches(e.Snapshot.NamespaceLabels(peerPod.Namespace)) {
+			continue
+		}
+		if p.PodSelector == nil || p.PodSelector.Matches(peerPod.Labels) {
+			return true
+		}
+	}
+	return false
+}
+
+func portsMatch(ports []Port, dstPod *Pod, f Flow) bool {
+	for _, p := range ports {
+		if p.Protocol != f.Protocol {
+			continue
+		}
+		if p.Name != "" {
+			if dstPod != nil && slices.Contains(dstPod.ResolvePort(p.Name, p.Protocol), f.Port) {
+				return true
+			}
+			continue
+		}
+		if p.Port == 0 || (f.Port >= p.Port && f.Port <= p.EndPort) {
+			return true
+		}
+	}
+	return false
+}

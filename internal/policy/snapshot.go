@@ -1,0 +1,140 @@
+package policy
+
+import (
+	"net/netip"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// NamespaceNameLabel is set by the API server on every namespace; weft sets it
+// too on namespaces read from files, so selectors behave as in a cluster.
+const NamespaceNameLabel = "kubernetes.io/metadata.name"
+
+// Snapshot is an immutable, normalised view of the cluster: every pod (remote
+// pods are peers), every namespace and every policy. Build it with NewSnapshot
+// and never change it afterwards; readers share it without locks.
+type Snapshot struct {
+	// Namespaces by name; includes namespaces only known from their pods.
+	Namespaces map[string]*Namespace
+	// Pods sorted by namespace/name.
+	Pods []*Pod
+	// Policies sorted by namespace/name.
+	Policies []*Policy
+
+	podsByNamespace     map[string][]*Pod
+	policiesByNamespace map[string][]*Policy
+	podsByIP            map[netip.Addr]*Pod
+}
+
+// NewSnapshot normalises the objects. Objects are not modified or retained.
+func NewSnapshot(namespaces []*corev1.Namespace, pods []*corev1.Pod, policies []*networkingv1.NetworkPolicy) *Snapshot {
+	nss := make([]*Namespace, 0, len(namespaces))
+	for _, ns := range namespaces {
+		nss = append(nss, NamespaceFromAPI(ns))
+	}
+	ps := make([]*Pod, 0, len(pods))
+	for _, p := range pods {
+		ps = append(ps, PodFromAPI(p))
+	}
+	pols := make([]*Policy, 0, len(policies))
+	for _, np := range policies {
+		pols = append(pols, PolicyFromAPI(np))
+	}
+	return BuildSnapshot(nss, ps, pols)
+}
+
+// BuildSnapshot assembles already normalised objects into a Snapshot. It takes
+// ownership of the slices' elements.
+func BuildSnapshot(namespaces []*Namespace, pods []*Pod, policies []*Policy) *Snapshot {
+	s := &Snapshot{
+		Namespaces:          make(map[string]*Namespace, len(namespaces)),
+		Pods:                append([]*Pod(nil), pods...),
+		Policies:            append([]*Policy(nil), policies...),
+		podsByNamespace:     make(map[string][]*Pod),
+		policiesByNamespace: make(map[string][]*Policy),
+		podsByIP:            make(map[netip.Addr]*Pod, len(pods)),
+	}
+	for _, ns := range namespaces {
+		s.Namespaces[ns.Name] = ns
+	}
+	sort.Slice(s.Pods, func(i, j int) bool { return podLess(s.Pods[i], s.Pods[j]) })
+	sort.Slice(s.Policies, func(i, j int) bool {
+		a, b := s.Policies[i], s.Policies[j]
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	for _, p := range s.Pods {
+		if _, ok := s.Namespaces[p.Namespace]; !ok {
+			s.Namespaces[p.Namespace] = &Namespace{Name: p.Namespace, Labels: labels.Set{NamespaceNameLabel: p.Namespace}}
+		}
+		s.podsByNamespace[p.Namespace] = append(s.podsByNamespace[p.Namespace], p)
+		if !p.Selectable() {
+			continue
+		}
+		for _, ip := range p.IPs {
+			// Two live pods never hold one IP; if the API says so for a moment
+			// (a reused address), the first by name wins, deterministically.
+			if _, taken := s.podsByIP[ip]; !taken {
+				s.podsByIP[ip] = p
+			}
+		}
+	}
+	for _, pol := range s.Policies {
+		s.policiesByNamespace[pol.Namespace] = append(s.policiesByNamespace[pol.Namespace], pol)
+	}
+	return s
+}
+
+func podLess(a, b *Pod) bool {
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	return a.Name < b.Name
+}
+
+// PodByIP returns the selectable pod holding addr, or nil.
+func (s *Snapshot) PodByIP(addr netip.Addr) *Pod { return s.podsByIP[addr] }
+
+// Pod returns the pod namespace/name, or nil.
+func (s *Snapshot) Pod(namespace, name string) *Pod {
+	pods := s.podsByNamespace[namespace]
+	i := sort.Search(len(pods), func(i int) bool { return pods[i].Name >= name })
+	if i < len(pods) && pods[i].Name == name {
+		return pods[i]
+	}
+	return nil
+}
+
+// PodsIn returns the pods of a namespace, sorted by name.
+func (s *Snapshot) PodsIn(namespace string) []*Pod { return s.podsByNamespace[namespace] }
+
+// PoliciesIn returns the policies of a namespace, sorted by name.
+func (s *Snapshot) PoliciesIn(namespace string) []*Policy { return s.policiesByNamespace[namespace] }
+
+// NamespaceLabels returns the labels of a namespace (empty if unknown).
+func (s *Snapshot) NamespaceLabels(name string) labels.Set {
+	if ns, ok := s.Namespaces[name]; ok {
+		return ns.Labels
+	}
+	return labels.Set{NamespaceNameLabel: name}
+}
+
+// Errors returns every problem found in the snapshot's policies.
+func (s *Snapshot) Errors() []FieldError {
+	var out []FieldError
+	for _, p := range s.Policies {
+		out = append(out, p.Errors...)
+	}
+	return out
+}
+
+// IsLocal reports whether policy for the pod is enforced on node; node "" means
+// every node (each pod is local), as in offline explanations.
+func IsLocal(p *Pod, node string) bool {
+	return p != nil && p.Selectable() && (node == "" || p.NodeName == node)
+}
