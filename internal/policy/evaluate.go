@@ -86,15 +86,7 @@ func (e *Evaluator) Decide(f Flow) Decision {
 // fromNode reports whether src is the node that runs dst: one of NodeIPs, or
 // the address of a host-network pod on dst's node.
 func (e *Evaluator) fromNode(src netip.Addr, dst *Pod) bool {
-	if slices.Contains(e.NodeIPs, src) {
-		return true
-	}
-	for _, p := range e.Snapshot.Pods {
-		if p.HostNetwork && !p.Finished && p.NodeName != "" && p.NodeName == dst.NodeName && slices.Contains(p.IPs, src) {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(e.NodeIPs, src) || e.Snapshot.IsNodeAddress(src, dst.NodeName)
 }
 
 // check evaluates the policies of pod for direction dir; peerIP/peerPod is the

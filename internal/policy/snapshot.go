@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,7 @@ type Snapshot struct {
 	podsByNamespace     map[string][]*Pod
 	policiesByNamespace map[string][]*Policy
 	podsByIP            map[netip.Addr]*Pod
+	hostNetworkNodes    map[netip.Addr][]string // host-network pod address → nodes
 }
 
 // NewSnapshot normalises the objects. Objects are not modified or retained.
@@ -56,6 +58,7 @@ func BuildSnapshot(namespaces []*Namespace, pods []*Pod, policies []*Policy) *Sn
 		podsByNamespace:     make(map[string][]*Pod),
 		policiesByNamespace: make(map[string][]*Policy),
 		podsByIP:            make(map[netip.Addr]*Pod, len(pods)),
+		hostNetworkNodes:    make(map[netip.Addr][]string),
 	}
 	for _, ns := range namespaces {
 		s.Namespaces[ns.Name] = ns
@@ -73,6 +76,11 @@ func BuildSnapshot(namespaces []*Namespace, pods []*Pod, policies []*Policy) *Sn
 			s.Namespaces[p.Namespace] = &Namespace{Name: p.Namespace, Labels: labels.Set{NamespaceNameLabel: p.Namespace}}
 		}
 		s.podsByNamespace[p.Namespace] = append(s.podsByNamespace[p.Namespace], p)
+		if p.HostNetwork && !p.Finished && p.NodeName != "" {
+			for _, ip := range p.IPs {
+				s.hostNetworkNodes[ip] = append(s.hostNetworkNodes[ip], p.NodeName)
+			}
+		}
 		if !p.Selectable() {
 			continue
 		}
@@ -99,6 +107,12 @@ func podLess(a, b *Pod) bool {
 
 // PodByIP returns the selectable pod holding addr, or nil.
 func (s *Snapshot) PodByIP(addr netip.Addr) *Pod { return s.podsByIP[addr] }
+
+// IsNodeAddress reports whether addr is the address of node, as known from
+// the host-network pods running there.
+func (s *Snapshot) IsNodeAddress(addr netip.Addr, node string) bool {
+	return node != "" && slices.Contains(s.hostNetworkNodes[addr], node)
+}
 
 // Pod returns the pod namespace/name, or nil.
 func (s *Snapshot) Pod(namespace, name string) *Pod {

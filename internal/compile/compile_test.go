@@ -1,0 +1,171 @@
+package compile
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/weftnet/weft/internal/clustergen"
+	"github.com/weftnet/weft/internal/ir"
+	"github.com/weftnet/weft/internal/policy"
+)
+
+// packetFor is how node sees the first packet of f.
+func packetFor(s *policy.Snapshot, f policy.Flow, node string) ir.Packet {
+	return ir.Packet{Src: f.Src, Dst: f.Dst, Protocol: uint8(f.Protocol), Port: f.Port, FromHost: s.IsNodeAddress(f.Src, node)}
+}
+
+// mismatches compares, for every flow, the evaluator with the compiled and
+// traced ruleset: per node (each node's view) and for the whole cluster (a
+// flow passes when every node lets it through).
+func mismatches(c *clustergen.Cluster, nodes []string, flows []policy.Flow) []string {
+	s := c.Snapshot
+	tracers := make([]*ir.Tracer, len(nodes))
+	for i, n := range nodes {
+		tracers[i] = ir.NewTracer(Compile(s, n))
+	}
+	whole := &policy.Evaluator{Snapshot: s}
+	var out []string
+	for _, f := range flows {
+		all := true
+		for i, n := range nodes {
+			want := (&policy.Evaluator{Snapshot: s, Node: n}).Decide(f)
+			got := tracers[i].Trace(packetFor(s, f, n))
+			all = all && got.Accepted
+			if got.Accepted != want.Allowed {
+				out = append(out, fmt.Sprintf("node %s: %s %s -> %s:%d: evaluator allowed=%v (egress %+v, ingress %+v), trace %+v",
+					n, f.Protocol, f.Src, f.Dst, f.Port, want.Allowed, want.Egress.AllowedBy, want.Ingress.AllowedBy, got))
+			}
+		}
+		if want := whole.Decide(f); want.Allowed != all {
+			out = append(out, fmt.Sprintf("whole cluster: %s %s -> %s:%d: evaluator allowed=%v, nodes together %v", f.Protocol, f.Src, f.Dst, f.Port, want.Allowed, all))
+		}
+	}
+	return out
+}
+
+func nodesOf(c *clustergen.Cluster) []string {
+	var nodes []string
+	for n := range c.NodeIPs {
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+// TestCompileAgreesWithEvaluator is the differential test: random clusters and
+// policies, random flows, evaluator against Compile + Trace.
+func TestCompileAgreesWithEvaluator(t *testing.T) {
+	const clusters, flowsPer = 250, 400
+	rng := rand.New(rand.NewPCG(1, 2))
+	total, allowed := 0, 0
+	for i := 0; i < clusters; i++ {
+		cfg := clustergen.RandomConfig{Namespaces: 1 + rng.IntN(4), Pods: 4 + rng.IntN(20), Policies: 1 + rng.IntN(6), Nodes: 1 + rng.IntN(3)}
+		c := clustergen.Random(rng, cfg)
+		flows := clustergen.RandomFlows(rng, c, flowsPer)
+		total += len(flows)
+		for _, f := range flows {
+			if (&policy.Evaluator{Snapshot: c.Snapshot}).Decide(f).Allowed {
+				allowed++
+			}
+		}
+		if bad := mismatches(c, nodesOf(c), flows); len(bad) > 0 {
+			t.Fatalf("cluster %d (%+v): %d mismatches, first:\n%s", i, cfg, len(bad), strings.Join(bad[:min(5, len(bad))], "\n"))
+		}
+	}
+	if total < 100000 {
+		t.Fatalf("only %d flows checked, want at least 100,000", total)
+	}
+	// A generator that allowed everything or nothing would prove little.
+	if allowed < total/10 || allowed > total*9/10 {
+		t.Fatalf("%d of %d flows allowed: the random policies are too lopsided to test anything", allowed, total)
+	}
+	t.Logf("%d flows, %d allowed, 0 mismatches", total, allowed)
+}
+
+func FuzzCompileAgreesWithEvaluator(f *testing.F) {
+	for _, seed := range []uint64{1, 2, 3, 42, 1 << 40} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64) {
+		rng := rand.New(rand.NewPCG(seed, seed>>7))
+		c := clustergen.Random(rng, clustergen.RandomConfig{Namespaces: 1 + rng.IntN(3), Pods: 2 + rng.IntN(12), Policies: 1 + rng.IntN(4), Nodes: 1 + rng.IntN(2)})
+		if bad := mismatches(c, nodesOf(c), clustergen.RandomFlows(rng, c, 200)); len(bad) > 0 {
+			t.Fatalf("%d mismatches, first:\n%s", len(bad), strings.Join(bad[:min(5, len(bad))], "\n"))
+		}
+	})
+}
+
+func TestCompileIsDeterministic(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	c := clustergen.Random(rng, clustergen.RandomConfig{Namespaces: 4, Pods: 40, Policies: 12, Nodes: 2})
+	want, err := json.Marshal(Compile(c.Snapshot, "node-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		// The same objects in another order make the same ruleset, byte for byte.
+		rng.Shuffle(len(c.Pods), func(a, b int) { c.Pods[a], c.Pods[b] = c.Pods[b], c.Pods[a] })
+		rng.Shuffle(len(c.Policies), func(a, b int) { c.Policies[a], c.Policies[b] = c.Policies[b], c.Policies[a] })
+		rng.Shuffle(len(c.Namespaces), func(a, b int) { c.Namespaces[a], c.Namespaces[b] = c.Namespaces[b], c.Namespaces[a] })
+		got, _ := json.Marshal(Compile(policy.NewSnapshot(c.Namespaces, c.Pods, c.Policies), "node-1"))
+		if string(got) != string(want) {
+			t.Fatalf("compile of the same cluster in another order differs")
+		}
+	}
+}
+
+func TestSetNamesAreStableAcrossMembershipChanges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	c := clustergen.Random(rng, clustergen.RandomConfig{Namespaces: 2, Pods: 20, Policies: 8, Nodes: 1})
+	before := Compile(c.Snapshot, "node-1")
+	// Add a pod: members change, names do not.
+	c.Pods = append(c.Pods, c.Pods[0].DeepCopy())
+	c.Pods[len(c.Pods)-1].Name = "newcomer"
+	c.Pods[len(c.Pods)-1].Status.PodIPs[0].IP = "10.32.200.1"
+	after := Compile(policy.NewSnapshot(c.Namespaces, c.Pods, c.Policies), "node-1")
+	names := func(rs *ir.Ruleset) (out []string) {
+		for _, s := range rs.Sets {
+			out = append(out, s.Name)
+		}
+		for _, ch := range rs.Chains {
+			out = append(out, ch.Name)
+		}
+		return out
+	}
+	if b, a := strings.Join(names(before), " "), strings.Join(names(after), " "); a != b {
+		t.Fatalf("set or chain names changed with membership:\nbefore %s\nafter  %s", b, a)
+	}
+}
+
+func TestSubtract(t *testing.T) {
+	cases := []struct {
+		cidr, except string
+		want         string
+	}{
+		{"10.0.0.0/8", "", "10.0.0.0/8"},
+		{"10.0.0.0/8", "10.0.0.0/8", ""},
+		{"10.0.0.0/8", "10.0.0.0/9", "10.128.0.0/9"},
+		{"10.0.0.0/30", "10.0.0.1/32", "10.0.0.0/32 10.0.0.2/31"},
+		{"10.0.0.0/24", "10.0.0.0/25,10.0.0.128/26", "10.0.0.192/26"},
+		{"fd00::/126", "fd00::3/128", "fd00::/127 fd00::2/128"},
+		{"0.0.0.0/0", "128.0.0.0/1", "0.0.0.0/1"},
+	}
+	for _, tc := range cases {
+		var ex []netip.Prefix
+		if tc.except != "" {
+			for _, e := range strings.Split(tc.except, ",") {
+				ex = append(ex, netip.MustParsePrefix(e))
+			}
+		}
+		var got []string
+		for _, p := range subtract(netip.MustParsePrefix(tc.cidr), ex) {
+			got = append(got, p.String())
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("%s except %s = %v, want %s", tc.cidr, tc.except, got, tc.want)
+		}
+	}
+}
