@@ -1,0 +1,61 @@
+package compile
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/weftnet/weft/internal/clustergen"
+	"github.com/weftnet/weft/internal/policy"
+)
+
+// BenchmarkCompile compiles 10,000 pods / 1,000 namespaces / 2,000 policies
+// (70% podSelector peers, 20% namespaceSelector, 10% ipBlock) for one node,
+// with every pod local (the worst case) and with 100 local pods (a node of a
+// 100-node cluster).
+func BenchmarkCompile(b *testing.B) {
+	for _, local := range []int{0, 100} {
+		c := clustergen.Scale(clustergen.ScaleConfig{Pods: 10000, Namespaces: 1000, Policies: 2000, LocalPods: local, Seed: 1})
+		name := "local=all"
+		if local > 0 {
+			name = fmt.Sprintf("local=%d", local)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			var members int
+			for i := 0; i < b.N; i++ {
+				rs := Compile(c.Snapshot, "node-1")
+				members = 0
+				for _, s := range rs.Sets {
+					members += s.Len()
+				}
+			}
+			b.ReportMetric(float64(members), "set-members")
+		})
+	}
+}
+
+// BenchmarkPodLabelChange is the work of one pod's label change: build the
+// new snapshot (reusing the normalised objects that did not change) and
+// compile it.
+func BenchmarkPodLabelChange(b *testing.B) {
+	c := clustergen.Scale(clustergen.ScaleConfig{Pods: 10000, Namespaces: 1000, Policies: 2000, Seed: 1})
+	s := c.Snapshot
+	nss := make([]*policy.Namespace, 0, len(s.Namespaces))
+	for _, ns := range s.Namespaces {
+		nss = append(nss, ns)
+	}
+	pods := append([]*policy.Pod(nil), s.Pods...)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		changed := c.Pods[i%len(c.Pods)].DeepCopy()
+		changed.Labels["app"] = fmt.Sprintf("app-%d", i%8)
+		p := policy.PodFromAPI(changed)
+		for j := range pods {
+			if pods[j].Namespace == p.Namespace && pods[j].Name == p.Name {
+				pods[j] = p
+			}
+		}
+		Compile(policy.BuildSnapshot(nss, pods, s.Policies), "node-1")
+	}
+}
