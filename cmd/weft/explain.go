@@ -1,0 +1,147 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/weftnet/weft/internal/explain"
+	"github.com/weftnet/weft/internal/manifest"
+	"github.com/weftnet/weft/internal/policy"
+)
+
+func explainCommand(args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlagSet("explain", stderr)
+	var files stringList
+	fs.Var(&files, "files", "manifest files or folders (YAML/JSON: Namespaces, Pods with status.podIPs, NetworkPolicies); repeat or list after the flag")
+	from := fs.String("from", "", "source: namespace/pod or an IP address")
+	to := fs.String("to", "", "destination: namespace/pod or an IP address")
+	port := fs.String("port", "", "destination port and protocol: PORT[/TCP|UDP|SCTP] (default protocol TCP)")
+	output := fs.String("output", "text", "output format: text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: weft explain --files PATH... --from SRC --to DST --port PORT[/PROTO] [--output text|json]\n\n"+
+			"Says whether a connection is allowed by the policies in the files, and why.\n"+
+			"Every pod counts as local. Exit status: 0 allowed, 3 blocked, 2 bad usage or input, 1 other failure.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, gatherList(args, "files"), true); err != nil {
+		return 0, err
+	}
+	files = append(files, fs.Args()...)
+	switch {
+	case len(files) == 0:
+		return 0, usagef("--files is required (manifest files or folders)")
+	case *from == "":
+		return 0, usagef("--from is required (namespace/pod or an IP)")
+	case *to == "":
+		return 0, usagef("--to is required (namespace/pod or an IP)")
+	case *port == "":
+		return 0, usagef("--port is required (PORT[/PROTO], e.g. 80 or 53/UDP)")
+	}
+	if err := oneOf("output", *output, "text", "json"); err != nil {
+		return 0, err
+	}
+	proto, portNum, err := parsePort(*port)
+	if err != nil {
+		return 0, err
+	}
+	objs, err := manifest.Load(files...)
+	if err != nil {
+		return 0, usageError{err}
+	}
+	snap := policy.NewSnapshot(objs.Namespaces, objs.Pods, objs.Policies)
+	src, dst, err := resolveEndpoints(snap, *from, *to)
+	if err != nil {
+		return 0, err
+	}
+	d := (&policy.Evaluator{Snapshot: snap}).Decide(policy.Flow{Src: src, Dst: dst, Protocol: proto, Port: portNum})
+	report := explain.NewReport(d, snap)
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(report); err != nil {
+			return exitFailure, err
+		}
+	} else {
+		report.WriteText(stdout)
+	}
+	if !d.Allowed {
+		return exitBlocked, nil
+	}
+	return exitOK, nil
+}
+
+func parsePort(s string) (policy.Protocol, uint16, error) {
+	num, protoName, hasProto := strings.Cut(s, "/")
+	proto := policy.TCP
+	if hasProto {
+		var err error
+		if proto, err = policy.ParseProtocol(protoName); err != nil {
+			return 0, 0, usagef("--port %q: %v", s, err)
+		}
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, 0, usagef("--port %q: want a port number 1-65535, optionally with /TCP, /UDP or /SCTP", s)
+	}
+	return proto, uint16(n), nil
+}
+
+// endpointSpec is a --from/--to value: a pod or an address.
+type endpointSpec struct {
+	flag string
+	pod  *policy.Pod
+	addr netip.Addr
+}
+
+func parseEndpoint(snap *policy.Snapshot, flagName, v string) (endpointSpec, error) {
+	e := endpointSpec{flag: flagName}
+	if addr, err := netip.ParseAddr(v); err == nil {
+		e.addr = addr.Unmap()
+		return e, nil
+	}
+	ns, name, ok := strings.Cut(v, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return e, usagef("--%s %q: want namespace/pod or an IP address", flagName, v)
+	}
+	e.pod = snap.Pod(ns, name)
+	if e.pod == nil {
+		return e, usagef("--%s: pod %s is not in the manifests", flagName, v)
+	}
+	if len(e.pod.IPs) == 0 {
+		return e, usagef("--%s: pod %s has no address (set status.podIPs in its manifest)", flagName, v)
+	}
+	return e, nil
+}
+
+// resolveEndpoints picks addresses of one family for both ends: the family of
+// an explicit address, else IPv4 when both pods have it, else IPv6.
+func resolveEndpoints(snap *policy.Snapshot, from, to string) (netip.Addr, netip.Addr, error) {
+	src, err := parseEndpoint(snap, "from", from)
+	if err != nil {
+		return netip.Addr{}, netip.Addr{}, err
+	}
+	dst, err := parseEndpoint(snap, "to", to)
+	if err != nil {
+		return netip.Addr{}, netip.Addr{}, err
+	}
+	for _, fam := range []int{4, 6} {
+		a, okA := src.addrOf(fam)
+		b, okB := dst.addrOf(fam)
+		if okA && okB {
+			return a, b, nil
+		}
+	}
+	return netip.Addr{}, netip.Addr{}, usageError{errors.New("--from and --to have no IP family in common (one is IPv4 only, the other IPv6 only)")}
+}
+
+func (e endpointSpec) addrOf(fam int) (netip.Addr, bool) {
+	if e.pod == nil {
+		return e.addr, (fam == 4) == e.addr.Is4()
+	}
+	return e.pod.IP(fam)
+}
