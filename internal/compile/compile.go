@@ -31,8 +31,8 @@ func Compile(snap *policy.Snapshot, node string) *ir.Ruleset {
 type compiler struct {
 	snap       *policy.Snapshot
 	node       string
-	sets       map[string]*ir.Set         // by name
-	namespaces map[string][]string        // namespace selector → matching namespaces
+	sets       map[string]*ir.Set          // by name
+	namespaces map[string][]string         // namespace selector → matching namespaces
 	endpoints  map[string][2][]ir.Endpoint // "name/proto" → per family, unsorted
 }
 
