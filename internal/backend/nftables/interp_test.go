@@ -1,0 +1,473 @@
+package nftables
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/knftables"
+)
+
+// This file is a packet interpreter for the subset of nft syntax the backend
+// renders. Tests load it from a dump of knftables' fake (re-parsed with
+// ParseDump, so what is traced is exactly the text nft would be given) and
+// compare its verdicts with ir.Tracer and policy.Evaluator. It is strict: a
+// construct it does not know is an error, never a silent match.
+
+// nftPacket is the first packet of a connection at a hook.
+type nftPacket struct {
+	src, dst    netip.Addr
+	proto       uint8
+	port        uint16
+	established bool
+}
+
+// nftResult is what the interpreted ruleset did with a packet.
+type nftResult struct {
+	accepted bool
+	// base is the base chain and chain the chain of the rule that dropped
+	// the packet; comment is that rule's comment.
+	base, chain, comment string
+	path                 []string
+}
+
+type nftInterp struct {
+	hooks  map[string][]*nftChain // by hook, in priority order
+	chains map[string]*nftChain
+	sets   map[string]*nftSet
+	maps   map[string]map[netip.Addr]nftVerdict
+}
+
+type nftChain struct {
+	name, hook string
+	prio       int
+	rules      []*nftRule
+}
+
+type nftVerdict struct {
+	kind   string // accept, drop, return, jump, goto
+	target string
+}
+
+type nftRule struct {
+	text, comment string
+	conds         []func(*nftPacket) (bool, error)
+	vmap          string // "" or the map a vmap statement looks up
+	vmapDst       bool
+	verdict       nftVerdict
+}
+
+type nftSet struct {
+	family    string // ip or ip6
+	concat    bool
+	interval  bool
+	addrs     map[netip.Addr]bool
+	prefixes  []netip.Prefix
+	endpoints map[string]bool // "addr proto port"
+}
+
+// parseDump loads a dump of table inet weft (from knftables.Fake.Dump).
+func parseDump(dump string) (*nftInterp, error) {
+	fake := knftables.NewFake(knftables.InetFamily, tableName)
+	if err := fake.ParseDump(dump); err != nil {
+		return nil, fmt.Errorf("ParseDump: %w", err)
+	}
+	t := fake.Table
+	if t == nil {
+		return nil, fmt.Errorf("dump holds no table inet %s", tableName)
+	}
+	in := &nftInterp{hooks: map[string][]*nftChain{}, chains: map[string]*nftChain{}, sets: map[string]*nftSet{}, maps: map[string]map[netip.Addr]nftVerdict{}}
+	for name, s := range t.Sets {
+		is, err := parseSet(s)
+		if err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+		in.sets[name] = is
+	}
+	for name, m := range t.Maps {
+		if m.Type != "ipv4_addr : verdict" && m.Type != "ipv6_addr : verdict" {
+			return nil, fmt.Errorf("map %s: unsupported type %q", name, m.Type)
+		}
+		elems := map[netip.Addr]nftVerdict{}
+		for _, e := range m.Elements {
+			if len(e.Key) != 1 || len(e.Value) != 1 {
+				return nil, fmt.Errorf("map %s: element %v : %v is not addr : verdict", name, e.Key, e.Value)
+			}
+			a, err := netip.ParseAddr(e.Key[0])
+			if err != nil {
+				return nil, fmt.Errorf("map %s: %w", name, err)
+			}
+			if a.Is4() != (m.Type == "ipv4_addr : verdict") {
+				return nil, fmt.Errorf("map %s: key %s of the wrong family", name, a)
+			}
+			v, rest, err := parseVerdict(strings.Fields(e.Value[0]))
+			if err != nil || len(rest) > 0 {
+				return nil, fmt.Errorf("map %s: value %q: bad verdict", name, e.Value[0])
+			}
+			if _, dup := elems[a]; dup {
+				return nil, fmt.Errorf("map %s: key %s twice", name, a)
+			}
+			elems[a] = v
+		}
+		in.maps[name] = elems
+	}
+	for name, c := range t.Chains {
+		ic := &nftChain{name: name}
+		if c.Hook != nil {
+			ic.hook = string(*c.Hook)
+			p, err := knftables.ParsePriority(knftables.InetFamily, string(*c.Priority))
+			if err != nil {
+				return nil, fmt.Errorf("chain %s: %w", name, err)
+			}
+			ic.prio = p
+			if c.Policy != nil && *c.Policy != knftables.AcceptPolicy {
+				return nil, fmt.Errorf("chain %s: policy %s (the interpreter knows accept only)", name, *c.Policy)
+			}
+			in.hooks[ic.hook] = append(in.hooks[ic.hook], ic)
+		}
+		for _, r := range c.Rules {
+			ir, err := in.parseRule(r.Rule)
+			if err != nil {
+				return nil, fmt.Errorf("chain %s: rule %q: %w", name, r.Rule, err)
+			}
+			if r.Comment != nil {
+				ir.comment = *r.Comment
+			}
+			ic.rules = append(ic.rules, ir)
+		}
+		in.chains[name] = ic
+	}
+	for _, cs := range in.hooks {
+		slices.SortFunc(cs, func(a, b *nftChain) int { return a.prio - b.prio })
+	}
+	// Every jump target must exist, as nft would insist.
+	for _, c := range in.chains {
+		for _, r := range c.rules {
+			if (r.verdict.kind == "jump" || r.verdict.kind == "goto") && in.chains[r.verdict.target] == nil {
+				return nil, fmt.Errorf("chain %s jumps to missing chain %s", c.name, r.verdict.target)
+			}
+		}
+	}
+	for name, m := range in.maps {
+		for a, v := range m {
+			if (v.kind == "jump" || v.kind == "goto") && in.chains[v.target] == nil {
+				return nil, fmt.Errorf("map %s: %s jumps to missing chain %s", name, a, v.target)
+			}
+		}
+	}
+	return in, nil
+}
+
+func parseSet(s *knftables.FakeSet) (*nftSet, error) {
+	is := &nftSet{addrs: map[netip.Addr]bool{}, endpoints: map[string]bool{}}
+	is.interval = slices.Contains(s.Flags, knftables.IntervalFlag)
+	switch s.Type {
+	case "ipv4_addr":
+		is.family = "ip"
+	case "ipv6_addr":
+		is.family = "ip6"
+	case "ipv4_addr . inet_proto . inet_service":
+		is.family, is.concat = "ip", true
+	case "ipv6_addr . inet_proto . inet_service":
+		is.family, is.concat = "ip6", true
+	default:
+		return nil, fmt.Errorf("unsupported type %q", s.Type)
+	}
+	for _, e := range s.Elements {
+		switch {
+		case is.concat:
+			if len(e.Key) != 3 {
+				return nil, fmt.Errorf("element %v is not addr . proto . port", e.Key)
+			}
+			a, err := netip.ParseAddr(e.Key[0])
+			if err != nil || (a.Is4() != (is.family == "ip")) {
+				return nil, fmt.Errorf("element %v: bad address", e.Key)
+			}
+			proto, err := parseProto(e.Key[1])
+			if err != nil {
+				return nil, err
+			}
+			port, err := strconv.ParseUint(e.Key[2], 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("element %v: bad port", e.Key)
+			}
+			is.endpoints[fmt.Sprintf("%s %d %d", a, proto, port)] = true
+		case is.interval:
+			p, err := netip.ParsePrefix(e.Key[0])
+			if err != nil {
+				a, err2 := netip.ParseAddr(e.Key[0])
+				if err2 != nil {
+					return nil, fmt.Errorf("element %v: %w", e.Key, err)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			if p.Addr().Is4() != (is.family == "ip") || p != p.Masked() {
+				return nil, fmt.Errorf("element %v: wrong family or host bits set", e.Key)
+			}
+			for _, q := range is.prefixes {
+				if q.Overlaps(p) {
+					return nil, fmt.Errorf("elements %s and %s overlap (the kernel refuses that)", q, p)
+				}
+			}
+			is.prefixes = append(is.prefixes, p)
+		default:
+			if len(e.Key) != 1 || strings.Contains(e.Key[0], "/") {
+				return nil, fmt.Errorf("element %v is no single address", e.Key)
+			}
+			a, err := netip.ParseAddr(e.Key[0])
+			if err != nil || a.Is4() != (is.family == "ip") {
+				return nil, fmt.Errorf("element %v: bad address", e.Key)
+			}
+			is.addrs[a] = true
+		}
+	}
+	return is, nil
+}
+
+func parseProto(s string) (uint8, error) {
+	switch s {
+	case "tcp":
+		return 6, nil
+	case "udp":
+		return 17, nil
+	case "sctp":
+		return 132, nil
+	case "icmp":
+		return 1, nil
+	case "ipv6-icmp":
+		return 58, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 8)
+	if err != nil {
+		return 0, fmt.Errorf("unknown protocol %q", s)
+	}
+	return uint8(n), nil
+}
+
+func parseVerdict(tok []string) (nftVerdict, []string, error) {
+	if len(tok) == 0 {
+		return nftVerdict{}, nil, fmt.Errorf("no verdict")
+	}
+	switch tok[0] {
+	case "accept", "drop", "return":
+		return nftVerdict{kind: tok[0]}, tok[1:], nil
+	case "jump", "goto":
+		if len(tok) < 2 {
+			return nftVerdict{}, nil, fmt.Errorf("%s without a chain", tok[0])
+		}
+		return nftVerdict{kind: tok[0], target: tok[1]}, tok[2:], nil
+	}
+	return nftVerdict{}, nil, fmt.Errorf("unknown statement %q", tok[0])
+}
+
+func hasPorts(proto uint8) bool { return proto == 6 || proto == 17 || proto == 132 }
+
+// parseRule reads one rule: matches, then one verdict statement.
+func (in *nftInterp) parseRule(text string) (*nftRule, error) {
+	r := &nftRule{text: text}
+	tok := strings.Fields(text)
+	familyCond := func(fam string) func(*nftPacket) (bool, error) {
+		return func(p *nftPacket) (bool, error) { return p.dst.Is4() == (fam == "ip" || fam == "ipv4"), nil }
+	}
+	for len(tok) > 0 {
+		switch {
+		case len(tok) >= 3 && tok[0] == "ct" && tok[1] == "state":
+			states := strings.Split(tok[2], ",")
+			for _, s := range states {
+				if s != "established" && s != "related" && s != "new" && s != "invalid" {
+					return nil, fmt.Errorf("unknown ct state %q", s)
+				}
+			}
+			r.conds = append(r.conds, func(p *nftPacket) (bool, error) {
+				if p.established {
+					return slices.Contains(states, "established"), nil
+				}
+				return slices.Contains(states, "new"), nil
+			})
+			tok = tok[3:]
+		case len(tok) >= 3 && tok[0] == "meta" && tok[1] == "nfproto":
+			if tok[2] != "ipv4" && tok[2] != "ipv6" {
+				return nil, fmt.Errorf("unknown nfproto %q", tok[2])
+			}
+			r.conds = append(r.conds, familyCond(tok[2]))
+			tok = tok[3:]
+		case len(tok) >= 3 && tok[0] == "meta" && tok[1] == "l4proto":
+			proto, err := parseProto(tok[2])
+			if err != nil {
+				return nil, err
+			}
+			r.conds = append(r.conds, func(p *nftPacket) (bool, error) { return p.proto == proto, nil })
+			tok = tok[3:]
+		case len(tok) >= 3 && tok[0] == "th" && tok[1] == "dport":
+			lo, hi, err := parsePortRange(tok[2])
+			if err != nil {
+				return nil, err
+			}
+			r.conds = append(r.conds, func(p *nftPacket) (bool, error) {
+				if !hasPorts(p.proto) {
+					return false, fmt.Errorf("th dport read on protocol %d, which has no ports (a rule lacks its l4proto match)", p.proto)
+				}
+				return p.port >= lo && p.port <= hi, nil
+			})
+			tok = tok[3:]
+		case len(tok) >= 9 && (tok[0] == "ip" || tok[0] == "ip6") && tok[1] == "daddr" && strings.Join(tok[2:8], " ") == ". meta l4proto . th dport":
+			fam, name := tok[0], strings.TrimPrefix(tok[8], "@")
+			s := in.sets[name]
+			if s == nil || !strings.HasPrefix(tok[8], "@") {
+				return nil, fmt.Errorf("lookup of unknown set %q", tok[8])
+			}
+			if !s.concat || s.family != fam {
+				return nil, fmt.Errorf("set %s does not hold %s addr . proto . port", name, fam)
+			}
+			r.conds = append(r.conds, familyCond(fam), func(p *nftPacket) (bool, error) {
+				if !hasPorts(p.proto) {
+					// th dport reads bytes that are no port; no element
+					// has a port-less protocol, so this never matches.
+					return false, nil
+				}
+				return s.endpoints[fmt.Sprintf("%s %d %d", p.dst, p.proto, p.port)], nil
+			})
+			tok = tok[9:]
+		case len(tok) >= 4 && (tok[0] == "ip" || tok[0] == "ip6") && (tok[1] == "saddr" || tok[1] == "daddr") && tok[2] == "vmap":
+			fam, name := tok[0], strings.TrimPrefix(tok[3], "@")
+			if in.maps[name] == nil && !strings.HasPrefix(tok[3], "@") {
+				return nil, fmt.Errorf("vmap of unknown map %q", tok[3])
+			}
+			if _, ok := in.maps[name]; !ok {
+				return nil, fmt.Errorf("vmap of unknown map %q", name)
+			}
+			if len(tok) != 4 {
+				return nil, fmt.Errorf("statements after a vmap")
+			}
+			r.conds = append(r.conds, familyCond(fam))
+			r.vmap, r.vmapDst = name, tok[1] == "daddr"
+			return r, nil
+		case len(tok) >= 3 && (tok[0] == "ip" || tok[0] == "ip6") && (tok[1] == "saddr" || tok[1] == "daddr"):
+			fam, dst := tok[0], tok[1] == "daddr"
+			name := strings.TrimPrefix(tok[2], "@")
+			s := in.sets[name]
+			if s == nil || !strings.HasPrefix(tok[2], "@") {
+				return nil, fmt.Errorf("lookup of unknown set %q", tok[2])
+			}
+			if s.concat || s.family != fam {
+				return nil, fmt.Errorf("set %s is no %s address set", name, fam)
+			}
+			r.conds = append(r.conds, familyCond(fam), func(p *nftPacket) (bool, error) {
+				a := p.src
+				if dst {
+					a = p.dst
+				}
+				if s.addrs[a] {
+					return true, nil
+				}
+				for _, q := range s.prefixes {
+					if q.Contains(a) {
+						return true, nil
+					}
+				}
+				return false, nil
+			})
+			tok = tok[3:]
+		default:
+			v, rest, err := parseVerdict(tok)
+			if err != nil {
+				return nil, err
+			}
+			if len(rest) > 0 {
+				return nil, fmt.Errorf("tokens after the verdict: %q", rest)
+			}
+			r.verdict = v
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("rule without a verdict")
+}
+
+func parsePortRange(s string) (uint16, uint16, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	a, err := strconv.ParseUint(lo, 10, 16)
+	if err != nil {
+		return 0, 0, fmt.Errorf("bad port %q", s)
+	}
+	b := a
+	if isRange {
+		if b, err = strconv.ParseUint(hi, 10, 16); err != nil || b < a {
+			return 0, 0, fmt.Errorf("bad port range %q", s)
+		}
+	}
+	return uint16(a), uint16(b), nil
+}
+
+// run passes p through the base chains of hook in priority order: a drop in
+// any of them drops it, an accept ends only that base chain.
+func (in *nftInterp) run(hook string, p nftPacket) (nftResult, error) {
+	res := nftResult{accepted: true}
+	for _, base := range in.hooks[hook] {
+		v, err := in.runChain(base, &p, &res, base.name, 0)
+		if err != nil {
+			return res, err
+		}
+		if v == "drop" {
+			res.accepted = false
+			res.base = base.name
+			return res, nil
+		}
+		// accept, or the end of the chain (policy accept): next base chain.
+	}
+	return res, nil
+}
+
+// runChain returns accept, drop, or return (the chain ended or returned).
+func (in *nftInterp) runChain(c *nftChain, p *nftPacket, res *nftResult, base string, depth int) (string, error) {
+	if depth > 16 {
+		return "", fmt.Errorf("jump depth over 16 at chain %s (a loop?)", c.name)
+	}
+	res.path = append(res.path, c.name)
+	for _, r := range c.rules {
+		ok := true
+		for _, cond := range r.conds {
+			m, err := cond(p)
+			if err != nil {
+				return "", fmt.Errorf("chain %s rule %q: %w", c.name, r.text, err)
+			}
+			if !m {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		v := r.verdict
+		if r.vmap != "" {
+			key := p.src
+			if r.vmapDst {
+				key = p.dst
+			}
+			found, hit := in.maps[r.vmap][key]
+			if !hit {
+				continue
+			}
+			v = found
+		}
+		switch v.kind {
+		case "accept":
+			return "accept", nil
+		case "drop":
+			res.chain, res.comment = c.name, r.comment
+			return "drop", nil
+		case "return":
+			return "return", nil
+		case "jump", "goto":
+			out, err := in.runChain(in.chains[v.target], p, res, base, depth+1)
+			if err != nil || out != "return" || v.kind == "goto" {
+				return out, err
+			}
+		default:
+			return "", fmt.Errorf("chain %s: unknown verdict %q", c.name, v.kind)
+		}
+	}
+	return "return", nil
+}

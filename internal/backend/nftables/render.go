@@ -1,0 +1,422 @@
+package nftables
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/weftnet/weft/internal/ir"
+)
+
+// Names of the objects weft's table always holds. Objects named by the ir all
+// start with "weft-", so they never collide with these.
+const (
+	tableName = "weft"
+
+	chainForwardEgress  = "forward-egress"
+	chainForwardIngress = "forward-ingress"
+	chainInputEgress    = "input-egress"
+
+	mapIngress4 = "ingress-ip4"
+	mapIngress6 = "ingress-ip6"
+	mapEgress4  = "egress-ip4"
+	mapEgress6  = "egress-ip6"
+
+	// Priorities of the base chains: egress before ingress on the forward
+	// hook, after conntrack (-200) and DNAT (-100).
+	priorityEgress  = knftables.BaseChainPriority("filter+5")
+	priorityIngress = knftables.BaseChainPriority("filter+6")
+
+	tableComment = "weft network policy: owned and rewritten by weft, do not edit"
+
+	// maxComment is the kernel's limit on a comment, in bytes.
+	maxComment = 128
+)
+
+// dispatchMap returns the verdict map of a direction and family.
+func dispatchMap(dir ir.Direction, fam ir.Family) string {
+	switch {
+	case dir == ir.Ingress && fam == ir.IPv4:
+		return mapIngress4
+	case dir == ir.Ingress:
+		return mapIngress6
+	case fam == ir.IPv4:
+		return mapEgress4
+	}
+	return mapEgress6
+}
+
+// desired is the complete content of table inet weft, as this backend renders
+// and remembers it. Set and map members are kept typed and sorted, so that a
+// sync compares them without formatting anything that did not change.
+type desired struct {
+	sets   map[string]*setObj
+	maps   map[string]*mapObj
+	chains map[string]*chainObj
+}
+
+type setObj struct {
+	def       knftables.Set
+	kind      ir.SetKind
+	addrs     []netip.Addr
+	prefixes  []netip.Prefix
+	endpoints []ir.Endpoint
+}
+
+type mapObj struct {
+	def   knftables.Map
+	elems []mapElem // sorted by addr
+}
+
+// mapElem dispatches a local pod address to its group chain.
+type mapElem struct {
+	addr  netip.Addr
+	chain string
+	pod   string
+}
+
+type chainObj struct {
+	def   knftables.Chain
+	rules []ruleText
+}
+
+type ruleText struct {
+	rule, comment string
+}
+
+// validName is what weft accepts as an ir object name: it must be usable as an
+// nft identifier unquoted and must not collide with weft's own objects.
+var validName = regexp.MustCompile(`^weft-[a-zA-Z0-9_-]{1,58}$`)
+
+func checkName(what, name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("%s name %q is not usable in nftables: want \"weft-\" followed by 1-58 letters, digits, '-' or '_' (a bug in the compiler)", what, name)
+	}
+	return nil
+}
+
+// render turns rs into the desired table content. It does not modify rs and
+// keeps none of its slices. Bad input gets an error naming the object.
+func render(rs *ir.Ruleset) (*desired, error) {
+	d := &desired{sets: map[string]*setObj{}, maps: map[string]*mapObj{}, chains: map[string]*chainObj{}}
+	d.addFixed()
+
+	for i := range rs.Sets {
+		s := &rs.Sets[i]
+		if err := checkName("set", s.Name); err != nil {
+			return nil, err
+		}
+		if _, dup := d.sets[s.Name]; dup {
+			return nil, fmt.Errorf("set %s is defined twice in the ruleset", s.Name)
+		}
+		o, err := renderSet(s)
+		if err != nil {
+			return nil, err
+		}
+		d.sets[s.Name] = o
+	}
+
+	irChains := make(map[string]*ir.Chain, len(rs.Chains))
+	for i := range rs.Chains {
+		c := &rs.Chains[i]
+		if err := checkName("chain", c.Name); err != nil {
+			return nil, err
+		}
+		if _, dup := d.chains[c.Name]; dup {
+			return nil, fmt.Errorf("chain %s is defined twice in the ruleset", c.Name)
+		}
+		o := &chainObj{def: knftables.Chain{Name: c.Name, Comment: comment(c.Direction.String() + " of " + c.Policy)}}
+		for j := range c.Rules {
+			text, err := renderRule(c, &c.Rules[j], d.sets)
+			if err != nil {
+				return nil, fmt.Errorf("chain %s (policy %s) rule %d: %w", c.Name, c.Policy, j, err)
+			}
+			o.rules = append(o.rules, text)
+		}
+		d.chains[c.Name] = o
+		irChains[c.Name] = c
+	}
+
+	members := [2]map[netip.Addr]string{{}, {}}
+	for i := range rs.Groups {
+		g := &rs.Groups[i]
+		if err := checkName("group", g.Name); err != nil {
+			return nil, err
+		}
+		if _, dup := d.chains[g.Name]; dup {
+			return nil, fmt.Errorf("group %s has the name of another chain or group in the ruleset", g.Name)
+		}
+		if g.Direction != ir.Ingress && g.Direction != ir.Egress {
+			return nil, fmt.Errorf("group %s: unknown direction %d", g.Name, g.Direction)
+		}
+		o := &chainObj{def: knftables.Chain{Name: g.Name, Comment: comment(g.Direction.String() + " of " + strings.Join(g.Policies, ","))}}
+		for j, name := range g.Chains {
+			c := irChains[name]
+			if c == nil {
+				return nil, fmt.Errorf("group %s refers to chain %s, which the ruleset does not define", g.Name, name)
+			}
+			if c.Direction != g.Direction {
+				return nil, fmt.Errorf("group %s (%s) refers to chain %s of direction %s", g.Name, g.Direction, name, c.Direction)
+			}
+			policy := c.Policy
+			if j < len(g.Policies) {
+				policy = g.Policies[j]
+			}
+			o.rules = append(o.rules, ruleText{rule: "jump " + name, comment: commentText(policy)})
+		}
+		o.rules = append(o.rules, ruleText{rule: "drop", comment: commentText(g.Direction.String() + " " + g.Name + ": no policy allows")})
+		d.chains[g.Name] = o
+
+		for _, m := range g.Members {
+			if !m.Addr.IsValid() || m.Addr.Zone() != "" || m.Addr.Is4In6() {
+				return nil, fmt.Errorf("group %s: member %s has a bad address %q (want a plain IPv4 or IPv6 address)", g.Name, m.Pod, m.Addr)
+			}
+			if other, dup := members[g.Direction][m.Addr]; dup {
+				return nil, fmt.Errorf("address %s is in %s groups %s and %s; a pod address belongs to one group per direction", m.Addr, g.Direction, other, g.Name)
+			}
+			members[g.Direction][m.Addr] = g.Name
+			mo := d.maps[dispatchMap(g.Direction, ir.FamilyOf(m.Addr))]
+			mo.elems = append(mo.elems, mapElem{addr: m.Addr, chain: g.Name, pod: m.Pod})
+		}
+	}
+	for _, m := range d.maps {
+		slices.SortFunc(m.elems, func(a, b mapElem) int { return a.addr.Compare(b.addr) })
+	}
+	return d, nil
+}
+
+// addFixed adds the base chains and dispatch maps every weft table holds.
+func (d *desired) addFixed() {
+	filter := knftables.FilterType
+	forward, input := knftables.ForwardHook, knftables.InputHook
+	accept := knftables.AcceptPolicy
+	base := func(name string, hook knftables.BaseChainHook, prio knftables.BaseChainPriority, dir ir.Direction, comment string) {
+		field := "saddr"
+		if dir == ir.Ingress {
+			field = "daddr"
+		}
+		d.chains[name] = &chainObj{
+			def: knftables.Chain{Name: name, Type: &filter, Hook: &hook, Priority: &prio, Policy: &accept, Comment: &comment},
+			rules: []ruleText{
+				{rule: "ct state established,related accept"},
+				{rule: "ip " + field + " vmap @" + dispatchMap(dir, ir.IPv4)},
+				{rule: "ip6 " + field + " vmap @" + dispatchMap(dir, ir.IPv6)},
+			},
+		}
+	}
+	base(chainForwardEgress, forward, priorityEgress, ir.Egress, "egress of local pods")
+	base(chainForwardIngress, forward, priorityIngress, ir.Ingress, "ingress of local pods")
+	base(chainInputEgress, input, priorityEgress, ir.Egress, "egress of local pods to their node")
+	for _, m := range []struct {
+		name, typ, comment string
+	}{
+		{mapIngress4, "ipv4_addr : verdict", "local pod address -> its ingress group"},
+		{mapIngress6, "ipv6_addr : verdict", "local pod address -> its ingress group"},
+		{mapEgress4, "ipv4_addr : verdict", "local pod address -> its egress group"},
+		{mapEgress6, "ipv6_addr : verdict", "local pod address -> its egress group"},
+	} {
+		d.maps[m.name] = &mapObj{def: knftables.Map{Name: m.name, Type: m.typ, Comment: comment(m.comment)}}
+	}
+}
+
+func renderSet(s *ir.Set) (*setObj, error) {
+	addrType := "ipv4_addr"
+	switch s.Family {
+	case ir.IPv4:
+	case ir.IPv6:
+		addrType = "ipv6_addr"
+	default:
+		return nil, fmt.Errorf("set %s: unknown family %d (want 4 or 6)", s.Name, s.Family)
+	}
+	o := &setObj{def: knftables.Set{Name: s.Name, Comment: comment(s.Comment)}, kind: s.Kind}
+	badFamily := func(what string) error {
+		return fmt.Errorf("set %s (IPv%d) holds %s of the other family", s.Name, s.Family, what)
+	}
+	switch s.Kind {
+	case ir.AddrSet:
+		o.def.Type = addrType
+		o.addrs = sortedUnique(s.Addrs, netip.Addr.Compare)
+		for _, a := range o.addrs {
+			if ir.FamilyOf(a) != s.Family || a.Is4In6() || a.Zone() != "" {
+				return nil, badFamily("address " + a.String())
+			}
+		}
+	case ir.NetSet:
+		o.def.Type = addrType
+		o.def.Flags = []knftables.SetFlag{knftables.IntervalFlag}
+		o.prefixes = make([]netip.Prefix, 0, len(s.Prefixes))
+		for _, p := range s.Prefixes {
+			if !p.IsValid() {
+				return nil, fmt.Errorf("set %s holds an invalid prefix", s.Name)
+			}
+			if ir.FamilyOf(p.Addr()) != s.Family || p.Addr().Is4In6() {
+				return nil, badFamily("prefix " + p.String())
+			}
+			o.prefixes = append(o.prefixes, p.Masked())
+		}
+		o.prefixes = sortedUnique(o.prefixes, comparePrefix)
+		for i := 1; i < len(o.prefixes); i++ {
+			// An interval set holds disjoint ranges; sorted, only a
+			// neighbour can overlap.
+			if o.prefixes[i-1].Overlaps(o.prefixes[i]) {
+				return nil, fmt.Errorf("set %s holds overlapping prefixes %s and %s; a net set must hold disjoint prefixes", s.Name, o.prefixes[i-1], o.prefixes[i])
+			}
+		}
+	case ir.EndpointSet:
+		o.def.Type = addrType + " . inet_proto . inet_service"
+		o.endpoints = sortedUnique(s.Endpoints, ir.CompareEndpoints)
+		for _, e := range o.endpoints {
+			if ir.FamilyOf(e.Addr) != s.Family || e.Addr.Is4In6() || e.Addr.Zone() != "" {
+				return nil, badFamily("endpoint " + e.String())
+			}
+		}
+	default:
+		return nil, fmt.Errorf("set %s: unknown kind %d", s.Name, s.Kind)
+	}
+	return o, nil
+}
+
+// renderRule writes one policy rule in the small nft dialect this package
+// uses (see doc.go); the test interpreter reads exactly this dialect.
+func renderRule(c *ir.Chain, r *ir.Rule, sets map[string]*setObj) (ruleText, error) {
+	var fam string
+	switch r.Family {
+	case ir.IPv4:
+		fam = "ip"
+	case ir.IPv6:
+		fam = "ip6"
+	default:
+		return ruleText{}, fmt.Errorf("unknown family %d (want 4 or 6)", r.Family)
+	}
+	var parts []string
+	if r.PeerSet != "" {
+		s := sets[r.PeerSet]
+		if s == nil {
+			return ruleText{}, fmt.Errorf("peer set %s is not defined in the ruleset", r.PeerSet)
+		}
+		if s.kind == ir.EndpointSet || irFamily(s) != r.Family {
+			return ruleText{}, fmt.Errorf("peer set %s is not an IPv%d address or net set", r.PeerSet, r.Family)
+		}
+		field := "daddr"
+		if c.Direction == ir.Ingress {
+			field = "saddr"
+		}
+		parts = append(parts, fam+" "+field+" @"+r.PeerSet)
+	} else if r.EndpointSet == "" {
+		parts = append(parts, "meta nfproto ipv"+strconv.Itoa(int(r.Family)))
+	}
+	if r.Protocol == 0 && (r.PortMin != 0 || r.PortMax != 0) {
+		return ruleText{}, fmt.Errorf("port range %d-%d without a protocol", r.PortMin, r.PortMax)
+	}
+	if r.PortMin == 0 && r.PortMax != 0 {
+		return ruleText{}, fmt.Errorf("port range 0-%d: a range must start at 1 or more", r.PortMax)
+	}
+	if r.PortMin > r.PortMax && r.PortMin != 0 {
+		return ruleText{}, fmt.Errorf("port range %d-%d is empty (end before start)", r.PortMin, r.PortMax)
+	}
+	if r.Protocol != 0 {
+		parts = append(parts, "meta l4proto "+protoName(r.Protocol))
+	}
+	switch {
+	case r.PortMin == 0:
+	case r.PortMin == r.PortMax:
+		parts = append(parts, "th dport "+strconv.Itoa(int(r.PortMin)))
+	default:
+		parts = append(parts, fmt.Sprintf("th dport %d-%d", r.PortMin, r.PortMax))
+	}
+	if r.EndpointSet != "" {
+		s := sets[r.EndpointSet]
+		if s == nil {
+			return ruleText{}, fmt.Errorf("endpoint set %s is not defined in the ruleset", r.EndpointSet)
+		}
+		if s.kind != ir.EndpointSet || irFamily(s) != r.Family {
+			return ruleText{}, fmt.Errorf("set %s is not an IPv%d endpoint set", r.EndpointSet, r.Family)
+		}
+		parts = append(parts, fam+" daddr . meta l4proto . th dport @"+r.EndpointSet)
+	}
+	switch r.Verdict {
+	case ir.Accept:
+		parts = append(parts, "accept")
+	case ir.Drop:
+		parts = append(parts, "drop")
+	case ir.Pass:
+		parts = append(parts, "return")
+	default:
+		return ruleText{}, fmt.Errorf("unknown verdict %d", r.Verdict)
+	}
+	return ruleText{rule: strings.Join(parts, " "), comment: commentText(r.Comment)}, nil
+}
+
+func irFamily(s *setObj) ir.Family {
+	if strings.HasPrefix(s.def.Type, "ipv6_addr") {
+		return ir.IPv6
+	}
+	return ir.IPv4
+}
+
+// protoName is how nft names an IP protocol in rules and set elements.
+func protoName(p uint8) string {
+	switch p {
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 132:
+		return "sctp"
+	case 1:
+		return "icmp"
+	case 58:
+		return "ipv6-icmp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// commentText makes s safe as an nft comment: no double quotes or control
+// characters, and at most maxComment bytes (cut on a rune boundary).
+func commentText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < ' ' || r == 0x7f {
+			return '\''
+		}
+		return r
+	}, s)
+	if len(s) <= maxComment {
+		return s
+	}
+	cut := maxComment - 3
+	for cut > 0 && !utf8RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+func comment(s string) *string {
+	if s == "" {
+		return nil
+	}
+	c := commentText(s)
+	return &c
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// sortedUnique returns a sorted copy of xs without duplicates.
+func sortedUnique[T any](xs []T, cmp func(a, b T) int) []T {
+	out := slices.Clone(xs)
+	if !slices.IsSortedFunc(out, cmp) {
+		slices.SortFunc(out, cmp)
+	}
+	return slices.CompactFunc(out, func(a, b T) bool { return cmp(a, b) == 0 })
+}
