@@ -1,0 +1,442 @@
+package iptables
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/weftnet/weft/internal/ir"
+	"github.com/weftnet/weft/internal/netnstest"
+)
+
+// inNamespace runs f in a private network namespace. Every kernel test is a
+// pair of top-level tests, one per mode, because netnstest.Enter does not
+// re-run subtests correctly yet (it appends the subtest pattern to -test.v).
+func inNamespace(t *testing.T, mode Mode, f func(t *testing.T, mode Mode)) {
+	if !netnstest.Enter(t, "ipset", "iptables-"+string(mode)+"-restore") {
+		return
+	}
+	f(t, mode)
+}
+
+func newTestBackend(t *testing.T, mode Mode) *Backend {
+	t.Helper()
+	b, err := New(Config{Mode: mode, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func sh(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func shIn(t *testing.T, input, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = strings.NewReader(input)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v: %s\ninput:\n%s", name, strings.Join(args, " "), err, out, input)
+	}
+}
+
+// filterTable returns the filter table of a family as iptables-save prints
+// it, without comment lines (which hold a timestamp).
+func filterTable(t *testing.T, mode Mode, fam ir.Family) string {
+	t.Helper()
+	out := sh(t, toolsFor(mode).save[famIndex(fam)], "-t", "filter")
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// setMembers returns every ipset and its members, sorted: "name: m1 m2".
+func setMembers(t *testing.T) map[string][]string {
+	t.Helper()
+	sets := map[string][]string{}
+	for _, l := range strings.Split(sh(t, "ipset", "save"), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 2 && f[0] == "create":
+			sets[f[1]] = []string{}
+		case len(f) >= 3 && f[0] == "add":
+			sets[f[1]] = append(sets[f[1]], f[2])
+		}
+	}
+	for _, m := range sets {
+		sort.Strings(m)
+	}
+	return sets
+}
+
+// kernelState is everything a test compares before and after a failure.
+func kernelState(t *testing.T, mode Mode) string {
+	t.Helper()
+	var b strings.Builder
+	for _, fam := range families {
+		fmt.Fprintf(&b, "## IPv%d\n%s\n", fam, filterTable(t, mode, fam))
+	}
+	sets := setMembers(t)
+	names := make([]string, 0, len(sets))
+	for n := range sets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "set %s: %s\n", n, strings.Join(sets[n], " "))
+	}
+	return b.String()
+}
+
+// wantSets returns the members the ruleset's rendering puts in each weft set.
+func wantSets(t *testing.T, rs *ir.Ruleset) map[string][]string {
+	t.Helper()
+	st, err := render(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for name, s := range st.sets {
+		m := slices.Clone(s.Members)
+		if m == nil {
+			m = []string{}
+		}
+		sort.Strings(m)
+		out[name] = m
+	}
+	return out
+}
+
+func weftSets(all map[string][]string) map[string][]string {
+	out := map[string][]string{}
+	for n, m := range all {
+		if ownedSet(n) {
+			out[n] = m
+		}
+	}
+	return out
+}
+
+// checkKernelHolds asserts that the kernel holds exactly rs: weft's chains
+// with as many rules as rendered, the hooks on top, and the sets' members.
+func checkKernelHolds(t *testing.T, mode Mode, rs *ir.Ruleset) {
+	t.Helper()
+	st, err := render(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for fi, fam := range families {
+		got, err := parseFilter(filterTable(t, mode, fam))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := st.tables[fi]
+		gotCount, wantCount := map[string]int{}, map[string]int{}
+		for c, r := range got.chains {
+			gotCount[c] = len(r)
+		}
+		for c, r := range want.chains {
+			wantCount[c] = len(r)
+		}
+		if diff := cmp.Diff(wantCount, gotCount); diff != "" {
+			t.Errorf("IPv%d: weft chains and their rule counts differ (-want +got):\n%s", fam, diff)
+		}
+		for _, h := range hooks {
+			if len(got.hooks[h]) != 1 || !got.hookFirst[h] {
+				t.Errorf("IPv%d: want exactly one jump to WEFT, first in %s; got %q (first: %v)", fam, h, got.hooks[h], got.hookFirst[h])
+			}
+		}
+	}
+	if diff := cmp.Diff(wantSets(t, rs), weftSets(setMembers(t))); diff != "" {
+		t.Errorf("weft's ipsets differ (-want +got):\n%s", diff)
+	}
+}
+
+func TestKernelApplyNFT(t *testing.T)    { inNamespace(t, ModeNFT, testApply) }
+func TestKernelApplyLegacy(t *testing.T) { inNamespace(t, ModeLegacy, testApply) }
+
+func testApply(t *testing.T, mode Mode) {
+	b := newTestBackend(t, mode)
+	if b.Mode() != mode {
+		t.Fatalf("mode %s, want %s", b.Mode(), mode)
+	}
+	rs := sampleRuleset()
+	if err := b.Apply(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	checkKernelHolds(t, mode, rs)
+	v6 := filterTable(t, mode, ir.IPv6)
+	if !strings.Contains(v6, "weft-g-ingressaaaaaaaaaa-v6 dst") {
+		t.Errorf("IPv6 table does not dispatch the group's IPv6 members:\n%s", v6)
+	}
+	if !strings.Contains(sh(t, "ipset", "list", "-t", "weft-peers6aaaaaaaaaaaaa"), "family inet6") {
+		t.Errorf("IPv6 peer set is not an inet6 set")
+	}
+	// Applying the same ruleset again sends nothing.
+	before := kernelState(t, mode)
+	if err := b.Apply(context.Background(), sampleRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.LastStats(); s.RulesBytes != 0 || s.SetsBytes != 0 {
+		t.Errorf("re-applying the same ruleset sent %d bytes of rules and %d of sets, want none", s.RulesBytes, s.SetsBytes)
+	}
+	if diff := cmp.Diff(before, kernelState(t, mode)); diff != "" {
+		t.Errorf("re-applying the same ruleset changed the kernel:\n%s", diff)
+	}
+}
+
+func TestKernelMembershipChangeTouchesOnlySetsNFT(t *testing.T) {
+	inNamespace(t, ModeNFT, testMembershipChangeTouchesOnlySets)
+}
+func TestKernelMembershipChangeTouchesOnlySetsLegacy(t *testing.T) {
+	inNamespace(t, ModeLegacy, testMembershipChangeTouchesOnlySets)
+}
+
+func testMembershipChangeTouchesOnlySets(t *testing.T, mode Mode) {
+	b := newTestBackend(t, mode)
+	rs := sampleRuleset()
+	// a larger peer set, so that one change is patched in place
+	for i := 0; i < 40; i++ {
+		rs.Sets[2].Addrs = append(rs.Sets[2].Addrs, netip.AddrFrom4([4]byte{10, 32, 3, byte(i)}))
+	}
+	if err := b.Apply(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	rules := [2]string{filterTable(t, mode, ir.IPv4), filterTable(t, mode, ir.IPv6)}
+
+	// one pod more in the peer set (patched), a new member of the
+	// ingress group, and the IPv6 peer set replaced whole (swapped)
+	rs.Sets[2].Addrs = append(rs.Sets[2].Addrs, podD)
+	rs.Groups[1].Members = append(rs.Groups[1].Members, ir.Member{Addr: netip.MustParseAddr("10.32.1.9"), Pod: "x/a2"})
+	rs.Sets[3].Addrs = []netip.Addr{netip.MustParseAddr("fd00::9:1"), netip.MustParseAddr("fd00::9:2")}
+	if err := b.Apply(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	s := b.LastStats()
+	if s.Restores != 0 || s.RulesBytes != 0 {
+		t.Errorf("a membership change ran iptables-restore %d times (%d bytes), want 0", s.Restores, s.RulesBytes)
+	}
+	if s.SetsPatched == 0 || s.SetsSwapped == 0 {
+		t.Errorf("want both a patched and a swapped set, stats %+v", s)
+	}
+	if got := [2]string{filterTable(t, mode, ir.IPv4), filterTable(t, mode, ir.IPv6)}; got != rules {
+		t.Errorf("rules changed on a membership change:\n%s", cmp.Diff(rules, got))
+	}
+	checkKernelHolds(t, mode, rs)
+	if sets := setMembers(t); slices.ContainsFunc(keys(sets), func(n string) bool { return strings.HasPrefix(n, tempSetPrefix) }) {
+		t.Errorf("temporary sets left behind: %v", keys(sets))
+	}
+}
+
+func keys(m map[string][]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// otherRuleset differs from sampleRuleset: the egress policy is gone, a new
+// ingress policy with a new set runs for the group, a peer set changed.
+func otherRuleset() *ir.Ruleset {
+	rs := sampleRuleset()
+	rs.Chains = slices.DeleteFunc(rs.Chains, func(c ir.Chain) bool { return c.Name == chainEgB })
+	rs.Groups = slices.DeleteFunc(rs.Groups, func(g ir.Group) bool { return g.Name == groupEgB })
+	rs.Sets = append(rs.Sets, ir.Set{Name: "weft-newsetaaaaaaaaaaaaa", Family: ir.IPv4, Kind: ir.AddrSet, Addrs: []netip.Addr{podD}})
+	rs.Chains = append(rs.Chains, ir.Chain{Name: "weft-p-newaaaaaaaaaaaaaa", Policy: "x/new", Direction: ir.Ingress, Rules: []ir.Rule{
+		{Family: ir.IPv4, PeerSet: "weft-newsetaaaaaaaaaaaaa", Verdict: ir.Accept, Comment: "x/new ingress[0]"},
+	}})
+	rs.Groups[0].Chains = append(rs.Groups[0].Chains, "weft-p-newaaaaaaaaaaaaaa")
+	rs.Groups[0].Policies = append(rs.Groups[0].Policies, "x/new")
+	rs.Sets[2].Addrs = append(rs.Sets[2].Addrs, netip.MustParseAddr("10.32.2.9"))
+	return rs
+}
+
+func TestKernelAdoptsWhatAPreviousProcessLeftNFT(t *testing.T) {
+	inNamespace(t, ModeNFT, testAdoptsWhatAPreviousProcessLeft)
+}
+func TestKernelAdoptsWhatAPreviousProcessLeftLegacy(t *testing.T) {
+	inNamespace(t, ModeLegacy, testAdoptsWhatAPreviousProcessLeft)
+}
+
+func testAdoptsWhatAPreviousProcessLeft(t *testing.T, mode Mode) {
+	old := newTestBackend(t, mode)
+	if err := old.Apply(context.Background(), sampleRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	// What a crash or an older version may leave: a temporary set, a
+	// second jump below a foreign rule, a chain the new state lacks.
+	sh(t, "ipset", "create", tempSetPrefix+"1", "hash:ip")
+	save := toolsFor(mode).save[0]
+	restore := strings.Replace(save, "-save", "-restore", 1)
+	shIn(t, "*filter\n:FOREIGN - [0:0]\n-I FORWARD 1 -j FOREIGN\n-A FORWARD -j WEFT\n:weft-p-stale - [0:0]\n-A weft-p-stale -j RETURN\nCOMMIT\n", restore, "--noflush")
+
+	b := newTestBackend(t, mode) // a new process knows nothing
+	rs := otherRuleset()
+	if err := b.Apply(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	if !b.LastStats().Adopted {
+		t.Error("first apply of a new backend did not adopt")
+	}
+	checkKernelHolds(t, mode, rs)
+	v4 := filterTable(t, mode, ir.IPv4)
+	for _, gone := range []string{"weft-p-stale", chainEgB, groupEgB} {
+		if strings.Contains(v4, gone) {
+			t.Errorf("chain %s of the previous process survived:\n%s", gone, v4)
+		}
+	}
+	if !strings.Contains(v4, "-A FORWARD -j FOREIGN") {
+		t.Errorf("the foreign rule in FORWARD is gone:\n%s", v4)
+	}
+	// and a third process finds it all in order and changes nothing but
+	// what it must (every chain rewritten once, same content)
+	third := newTestBackend(t, mode)
+	before := kernelState(t, mode)
+	if err := third.Apply(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, kernelState(t, mode)); diff != "" {
+		t.Errorf("adopting an identical state changed the kernel:\n%s", diff)
+	}
+}
+
+func TestKernelRefusedSetLeavesPreviousStateNFT(t *testing.T) {
+	inNamespace(t, ModeNFT, testRefusedSetLeavesPreviousState)
+}
+func TestKernelRefusedSetLeavesPreviousStateLegacy(t *testing.T) {
+	inNamespace(t, ModeLegacy, testRefusedSetLeavesPreviousState)
+}
+
+func testRefusedSetLeavesPreviousState(t *testing.T, mode Mode) {
+	b := newTestBackend(t, mode)
+	if err := b.Apply(context.Background(), sampleRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	// Someone else made a set with the name weft's next state needs.
+	sh(t, "ipset", "create", "weft-newsetaaaaaaaaaaaaa", "hash:net")
+	before := kernelState(t, mode)
+	err := b.Apply(context.Background(), otherRuleset())
+	if err == nil {
+		t.Fatal("apply succeeded although a foreign set holds a name it needs")
+	}
+	t.Logf("error: %v", err)
+	for _, want := range []string{"ipset restore", "create weft-newsetaaaaaaaaaaaaa hash:ip", "already exists", "ipset destroy weft-newsetaaaaaaaaaaaaa", "previous ruleset is in place"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q: %v", want, err)
+		}
+	}
+	if diff := cmp.Diff(before, kernelState(t, mode)); diff != "" {
+		t.Errorf("a failed apply changed the kernel (-before +after):\n%s", diff)
+	}
+	// Once the foreign set is gone, the same apply goes through.
+	sh(t, "ipset", "destroy", "weft-newsetaaaaaaaaaaaaa")
+	if err := b.Apply(context.Background(), otherRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	checkKernelHolds(t, mode, otherRuleset())
+}
+
+func TestKernelRefusedRuleLeavesPreviousStateNFT(t *testing.T) {
+	inNamespace(t, ModeNFT, testRefusedRuleLeavesPreviousState)
+}
+func TestKernelRefusedRuleLeavesPreviousStateLegacy(t *testing.T) {
+	inNamespace(t, ModeLegacy, testRefusedRuleLeavesPreviousState)
+}
+
+func testRefusedRuleLeavesPreviousState(t *testing.T, mode Mode) {
+	b := newTestBackend(t, mode)
+	if err := b.Apply(context.Background(), sampleRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	// A foreign rule jumps to weft's egress policy chain, so the kernel
+	// refuses to delete that chain, which the next state drops. The next
+	// state also changes sets, which must be rolled back.
+	restore := toolsFor(mode).restore[0]
+	shIn(t, "*filter\n:FOREIGN - [0:0]\n-A FOREIGN -j "+chainEgB+"\nCOMMIT\n", restore, "--noflush")
+	before := kernelState(t, mode)
+	err := b.Apply(context.Background(), otherRuleset())
+	if err == nil {
+		t.Fatal("apply succeeded although the kernel cannot delete a chain in use")
+	}
+	t.Logf("error: %v", err)
+	for _, want := range []string{restore, "-X " + chainEgB, "previous ruleset is in place"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q: %v", want, err)
+		}
+	}
+	if diff := cmp.Diff(before, kernelState(t, mode)); diff != "" {
+		t.Errorf("a failed apply changed the kernel (-before +after):\n%s", diff)
+	}
+	// The backend still knows the state: removing the foreign rule is enough.
+	shIn(t, "*filter\n:FOREIGN - [0:0]\n-X FOREIGN\nCOMMIT\n", restore, "--noflush")
+	if err := b.Apply(context.Background(), otherRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	checkKernelHolds(t, mode, otherRuleset())
+}
+
+func TestKernelCleanupRemovesOnlyWeftNFT(t *testing.T) {
+	inNamespace(t, ModeNFT, testCleanupRemovesOnlyWeft)
+}
+func TestKernelCleanupRemovesOnlyWeftLegacy(t *testing.T) {
+	inNamespace(t, ModeLegacy, testCleanupRemovesOnlyWeft)
+}
+
+func testCleanupRemovesOnlyWeft(t *testing.T, mode Mode) {
+	tools := toolsFor(mode)
+	for fi := range families {
+		shIn(t, "*filter\n:FOREIGN - [0:0]\n-A FOREIGN -j RETURN\n-A FORWARD -j FOREIGN\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n", tools.restore[fi], "--noflush")
+	}
+	sh(t, "ipset", "create", "foreign", "hash:ip")
+	sh(t, "ipset", "create", "weftish", "hash:ip") // not weft- : not weft's
+	want := [2]string{filterTable(t, mode, ir.IPv4), filterTable(t, mode, ir.IPv6)}
+
+	b := newTestBackend(t, mode)
+	if err := b.Apply(context.Background(), sampleRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Cleanup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := [2]string{filterTable(t, mode, ir.IPv4), filterTable(t, mode, ir.IPv6)}; got != want {
+		t.Errorf("filter tables after cleanup differ from before weft (-want +got):\n%s", cmp.Diff(want, got))
+	}
+	if got := keys(setMembers(t)); !slices.Equal(got, []string{"foreign", "weftish"}) {
+		t.Errorf("sets after cleanup: %v, want only the foreign ones", got)
+	}
+	if err := b.Cleanup(context.Background()); err != nil {
+		t.Errorf("a second cleanup: %v", err)
+	}
+	// the backend can start over after a cleanup
+	if err := b.Apply(context.Background(), sampleRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	checkKernelHolds(t, mode, sampleRuleset())
+}

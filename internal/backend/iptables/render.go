@@ -1,0 +1,434 @@
+package iptables
+
+import (
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/weftnet/weft/internal/ir"
+)
+
+// table is what weft holds, or wants, in one family's filter table.
+type table struct {
+	// chains maps each weft chain to its rules, each a whole "-A CHAIN ..." line.
+	chains map[string][]string
+	// hooks maps a built-in chain (FORWARD, INPUT) to the specs (the part
+	// after "-A CHAIN ") of its rules that jump into a weft chain, in order.
+	hooks map[string][]string
+	// hookFirst says, per built-in chain, that its first rule is hooks[h][0].
+	hookFirst map[string]bool
+}
+
+func newTable() *table {
+	return &table{chains: map[string][]string{}, hooks: map[string][]string{}, hookFirst: map[string]bool{}}
+}
+
+// ipset is one set weft holds or wants.
+type ipset struct {
+	Name   string
+	Type   string // hash:ip, hash:net or hash:ip,port
+	Family ir.Family
+	// Members in ipset syntax; meaningful only when Known (false for sets
+	// found in the kernel, whose members weft never reads).
+	Members []string
+	Known   bool
+	// MaxElem is the set's capacity, HashSize its initial hash size.
+	MaxElem, HashSize int
+	// Isolates marks group membership sets: adding to them isolates a pod,
+	// where adding to a rule's set allows more traffic.
+	Isolates bool
+}
+
+func (s *ipset) familyName() string {
+	if s.Family == ir.IPv6 {
+		return "inet6"
+	}
+	return "inet"
+}
+
+// state is the whole of what weft holds or wants in the kernel.
+type state struct {
+	tables [2]*table // IPv4, IPv6
+	sets   map[string]*ipset
+}
+
+func emptyState() *state {
+	return &state{tables: [2]*table{newTable(), newTable()}, sets: map[string]*ipset{}}
+}
+
+// render turns rs into the state the kernel must hold. It checks the ruleset
+// for what iptables and ipset cannot express and says what is wrong.
+func render(rs *ir.Ruleset) (*state, error) {
+	st := emptyState()
+	chains := make(map[string]*ir.Chain, len(rs.Chains))
+	for i := range rs.Chains {
+		c := &rs.Chains[i]
+		if err := checkChainName(c.Name); err != nil {
+			return nil, err
+		}
+		chains[c.Name] = c
+	}
+	sets := make(map[string]*ir.Set, len(rs.Sets))
+	for i := range rs.Sets {
+		s := &rs.Sets[i]
+		if err := checkSetName(s.Name); err != nil {
+			return nil, err
+		}
+		sets[s.Name] = s
+	}
+	for _, g := range rs.Groups {
+		if err := checkChainName(g.Name); err != nil {
+			return nil, err
+		}
+		for _, c := range g.Chains {
+			if chains[c] == nil {
+				return nil, fmt.Errorf("ruleset: group %s runs chain %s, which the ruleset does not define", g.Name, c)
+			}
+		}
+	}
+	r := &renderer{chains: chains, sets: sets, st: st}
+	for _, fam := range families {
+		if err := r.renderFamily(rs, fam); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+type renderer struct {
+	chains map[string]*ir.Chain
+	sets   map[string]*ir.Set
+	st     *state
+}
+
+func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
+	t := r.st.tables[famIndex(fam)]
+	add := func(chain string, spec string) {
+		t.chains[chain] = append(t.chains[chain], "-A "+chain+" "+spec)
+	}
+	for _, c := range []string{chainTop, chainEgress, chainIngress, chainAllow, chainEgressDrop, chainIngressDrop} {
+		t.chains[c] = nil
+	}
+	add(chainTop, "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN")
+	add(chainTop, "-j "+chainEgress)
+	add(chainTop, "-j "+chainIngress)
+	add(chainAllow, markSet)
+	add(chainEgressDrop, "-j DROP")
+	add(chainIngressDrop, "-j DROP")
+	for _, h := range hooks {
+		t.hooks[h] = []string{hookRuleArg}
+		t.hookFirst[h] = true
+	}
+
+	for gi := range rs.Groups {
+		g := &rs.Groups[gi]
+		var members []string
+		for _, m := range g.Members {
+			if ir.FamilyOf(m.Addr) == fam {
+				members = append(members, m.Addr.String())
+			}
+		}
+		if len(members) == 0 {
+			continue // the group has nothing to isolate in this family
+		}
+		setName := groupSetName(g.Name, fam)
+		if err := checkSetName(setName); err != nil {
+			return err
+		}
+		r.st.sets[setName] = newIPSet(setName, "hash:ip", fam, members, true)
+		dispatch, dir := chainIngress, "dst"
+		if g.Direction == ir.Egress {
+			dispatch, dir = chainEgress, "src"
+		}
+		add(dispatch, fmt.Sprintf("-m set --match-set %s %s%s -g %s", setName, dir, commentArg("policies "+strings.Join(g.Policies, ",")), g.Name))
+
+		t.chains[g.Name] = nil
+		add(g.Name, markClear)
+		for i, cname := range g.Chains {
+			c := r.chains[cname]
+			if c.Direction != g.Direction {
+				return fmt.Errorf("ruleset: %s group %s runs %s chain %s", g.Direction, g.Name, c.Direction, c.Name)
+			}
+			cond := ""
+			if i > 0 {
+				cond = markNotSet + " "
+			}
+			add(g.Name, strings.TrimPrefix(cond+strings.TrimPrefix(commentArg(c.Policy), " ")+" -j "+cname, " "))
+			if _, done := t.chains[cname]; done {
+				continue
+			}
+			if err := r.renderChain(t, c, fam); err != nil {
+				return err
+			}
+		}
+		add(g.Name, markNotSet+" -j "+dropChain(g.Direction))
+		add(g.Name, markClear)
+	}
+	return nil
+}
+
+func (r *renderer) renderChain(t *table, c *ir.Chain, fam ir.Family) error {
+	t.chains[c.Name] = []string{}
+	for i := range c.Rules {
+		rule := &c.Rules[i]
+		if rule.Family != fam {
+			continue
+		}
+		spec, err := r.ruleSpec(c, rule)
+		if err != nil {
+			return fmt.Errorf("ruleset: chain %s (%s) rule %d: %w", c.Name, c.Policy, i, err)
+		}
+		t.chains[c.Name] = append(t.chains[c.Name], "-A "+c.Name+" "+spec)
+	}
+	return nil
+}
+
+func (r *renderer) ruleSpec(c *ir.Chain, rule *ir.Rule) (string, error) {
+	var b strings.Builder
+	if rule.PeerSet != "" {
+		s, err := r.useSet(rule.PeerSet, rule.Family, ir.AddrSet, ir.NetSet)
+		if err != nil {
+			return "", err
+		}
+		dir := "src"
+		if c.Direction == ir.Egress {
+			dir = "dst"
+		}
+		fmt.Fprintf(&b, "-m set --match-set %s %s ", s, dir)
+	}
+	if rule.Protocol != 0 {
+		proto := protoName(rule.Protocol)
+		fmt.Fprintf(&b, "-p %s ", proto)
+		if rule.PortMin != 0 {
+			if !hasPorts(rule.Protocol) {
+				return "", fmt.Errorf("protocol %s has no ports, but the rule matches port %d", proto, rule.PortMin)
+			}
+			max := rule.PortMax
+			if max == 0 {
+				max = rule.PortMin
+			}
+			switch {
+			case max < rule.PortMin:
+				return "", fmt.Errorf("port range %d-%d ends before it starts", rule.PortMin, max)
+			case max == rule.PortMin:
+				fmt.Fprintf(&b, "-m %s --dport %d ", proto, rule.PortMin)
+			default:
+				fmt.Fprintf(&b, "-m %s --dport %d:%d ", proto, rule.PortMin, max)
+			}
+		}
+	} else if rule.PortMin != 0 {
+		return "", fmt.Errorf("port %d without a protocol", rule.PortMin)
+	}
+	if rule.EndpointSet != "" {
+		s, err := r.useSet(rule.EndpointSet, rule.Family, ir.EndpointSet)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "-m set --match-set %s dst,dst ", s)
+	}
+	if rule.Comment != "" {
+		b.WriteString(strings.TrimPrefix(commentArg(rule.Comment), " "))
+		b.WriteByte(' ')
+	}
+	switch rule.Verdict {
+	case ir.Accept:
+		b.WriteString("-g " + chainAllow)
+	case ir.Drop:
+		b.WriteString("-j " + dropChain(c.Direction))
+	case ir.Pass:
+		b.WriteString("-j RETURN")
+	default:
+		return "", fmt.Errorf("unknown verdict %d", rule.Verdict)
+	}
+	return b.String(), nil
+}
+
+// useSet renders the ir set name (once) and checks that a rule of family fam
+// may use it as one of the kinds.
+func (r *renderer) useSet(name string, fam ir.Family, kinds ...ir.SetKind) (string, error) {
+	s := r.sets[name]
+	if s == nil {
+		return "", fmt.Errorf("set %s is not in the ruleset", name)
+	}
+	if s.Family != fam {
+		return "", fmt.Errorf("set %s is of IPv%d, the rule of IPv%d", name, s.Family, fam)
+	}
+	if !slices.Contains(kinds, s.Kind) {
+		return "", fmt.Errorf("set %s holds %s members, which this match cannot use", name, s.Kind)
+	}
+	if _, done := r.st.sets[name]; done {
+		return name, nil
+	}
+	var (
+		typ     string
+		members []string
+	)
+	switch s.Kind {
+	case ir.AddrSet:
+		typ = "hash:ip"
+		members = make([]string, 0, len(s.Addrs))
+		for _, a := range s.Addrs {
+			members = append(members, a.String())
+		}
+	case ir.NetSet:
+		typ = "hash:net"
+		members = make([]string, 0, len(s.Prefixes))
+		for _, p := range s.Prefixes {
+			members = append(members, netMembers(p)...)
+		}
+	case ir.EndpointSet:
+		typ = "hash:ip,port"
+		members = make([]string, 0, len(s.Endpoints))
+		for _, e := range s.Endpoints {
+			if !hasPorts(e.Protocol) {
+				return "", fmt.Errorf("set %s: endpoint %s: protocol %s has no ports", name, e, protoName(e.Protocol))
+			}
+			members = append(members, e.Addr.String()+","+protoName(e.Protocol)+":"+strconv.Itoa(int(e.Port)))
+		}
+	}
+	r.st.sets[name] = newIPSet(name, typ, s.Family, members, false)
+	return name, nil
+}
+
+// netMembers renders a prefix for hash:net, which cannot hold /0: that is
+// written as its two halves.
+func netMembers(p netip.Prefix) []string {
+	p = p.Masked()
+	if p.Bits() != 0 {
+		return []string{p.String()}
+	}
+	hi := netip.MustParseAddr("128.0.0.0")
+	if p.Addr().Is6() {
+		hi = netip.MustParseAddr("8000::")
+	}
+	return []string{netip.PrefixFrom(p.Addr(), 1).String(), netip.PrefixFrom(hi, 1).String()}
+}
+
+func newIPSet(name, typ string, fam ir.Family, members []string, isolates bool) *ipset {
+	return &ipset{
+		Name: name, Type: typ, Family: fam, Members: members, Known: true,
+		MaxElem: maxElemFor(len(members)), HashSize: hashSizeFor(len(members)),
+		Isolates: isolates,
+	}
+}
+
+// maxElemFor leaves room for the set to grow fourfold before it must be
+// replaced by a larger one.
+func maxElemFor(n int) int {
+	const min = 65536
+	if n*4 <= min {
+		return min
+	}
+	return 1 << bits.Len(uint(n*4-1))
+}
+
+func hashSizeFor(n int) int {
+	const min = 64
+	if n <= min {
+		return min
+	}
+	return 1 << bits.Len(uint(n-1))
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case 1:
+		return "icmp"
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 58:
+		return "icmpv6"
+	case 132:
+		return "sctp"
+	case 136:
+		return "udplite"
+	}
+	return strconv.Itoa(int(p))
+}
+
+func hasPorts(p uint8) bool { return p == 6 || p == 17 || p == 132 || p == 136 }
+
+// commentArg renders " -m comment --comment "text"", made safe for
+// iptables-restore's quoting and its 255-byte limit; "" for empty text.
+func commentArg(text string) string {
+	text = strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\':
+			return '/'
+		case r < 0x20 || r == 0x7f:
+			return ' '
+		}
+		return r
+	}, text)
+	if len(text) > maxComment {
+		cut := maxComment - len("...")
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "..."
+	}
+	if text == "" {
+		return ""
+	}
+	return ` -m comment --comment "` + text + `"`
+}
+
+func checkChainName(name string) error {
+	if !strings.HasPrefix(name, ownedChainPrefixLow) {
+		return fmt.Errorf("ruleset: chain or group name %q does not start with %q, so weft could not tell it is its own", name, ownedChainPrefixLow)
+	}
+	if len(name) > maxChainName {
+		return fmt.Errorf("ruleset: chain or group name %q is longer than iptables' %d characters", name, maxChainName)
+	}
+	if strings.ContainsAny(name, " \t\n\"'") {
+		return fmt.Errorf("ruleset: chain or group name %q holds blanks or quotes", name)
+	}
+	return nil
+}
+
+func checkSetName(name string) error {
+	if !strings.HasPrefix(name, ownedSetPrefix) || strings.HasPrefix(name, tempSetPrefix) {
+		return fmt.Errorf("ruleset: set name %q must start with %q (and not %q), so weft can tell it is its own", name, ownedSetPrefix, tempSetPrefix)
+	}
+	if len(name) > maxSetName {
+		return fmt.Errorf("ruleset: set name %q is longer than ipset's %d characters", name, maxSetName)
+	}
+	if strings.ContainsAny(name, " \t\n\"'") {
+		return fmt.Errorf("ruleset: set name %q holds blanks or quotes", name)
+	}
+	return nil
+}
+
+// Payload is the input Apply gives the tools for rs on a node where weft
+// holds nothing yet: the iptables-restore --noflush payloads of both
+// families and the ipset restore payload.
+type Payload struct {
+	IPv4, IPv6, IPSet string
+}
+
+// Render returns the payloads that express rs, for reading and testing; it
+// runs nothing.
+func Render(rs *ir.Ruleset) (*Payload, error) {
+	st, err := render(rs)
+	if err != nil {
+		return nil, err
+	}
+	empty := emptyState()
+	plan, err := planSets(empty, st, func() string { panic("no temporary sets from an empty state") })
+	if err != nil {
+		return nil, err
+	}
+	return &Payload{
+		IPv4:  tableDiff(empty.tables[0], st.tables[0]),
+		IPv6:  tableDiff(empty.tables[1], st.tables[1]),
+		IPSet: joinLines(plan.create),
+	}, nil
+}
