@@ -2,13 +2,186 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/weftnet/weft/internal/metrics"
+	"github.com/weftnet/weft/internal/syncer"
+	"github.com/weftnet/weft/internal/watch"
 )
 
-func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
-	return usagef("not built yet")
+type runFlags struct {
+	kubeconfig   string
+	nodeName     string
+	backend      string
+	metricsAddr  string
+	nflogGroup   int
+	logFormat    string
+	iptablesMode string
 }
 
-func cleanupCommand(ctx context.Context, args []string, stderr io.Writer) error {
-	return usagef("not built yet")
+func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("run", stderr)
+	var f runFlags
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means the in-cluster config")
+	fs.StringVar(&f.nodeName, "node-name", "", "this node's name (default $NODE_NAME, then the hostname)")
+	fs.StringVar(&f.backend, "backend", "auto", "packet filter backend: auto, nftables or iptables")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", ":6781", "address for /metrics, /healthz and /readyz; empty disables")
+	fs.IntVar(&f.nflogGroup, "nflog-group", 86, "NFLOG group for blocked-connection logs")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.iptablesMode, "iptables-mode", "auto", "iptables variant: auto (the one holding the node's rules), nft or legacy")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	log := newLogger(stderr, f.logFormat)
+	klog.SetSlogLogger(log.With("component", "client-go"))
+
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (CAP_NET_ADMIN) to program the packet filter: run as root, or as a DaemonSet with hostNetwork and NET_ADMIN")
+	}
+	cfg, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return usageError{err}
+	}
+	b, other, err := chooseBackend(ctx, f.backend, f.iptablesMode, log)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "version", version, "node", f.nodeName, "backend", b.Name(), "api_server", cfg.Host)
+
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("API client for %s: %w", cfg.Host, err)
+	}
+	w := watch.New(client, log)
+	m := metrics.New()
+	s := syncer.New(w, b, syncer.Config{Node: f.nodeName, Log: log, OnSync: m.ObserveSync})
+
+	if f.metricsAddr != "" {
+		if err := serveHTTP(ctx, f.metricsAddr, s, m.Handler(), log); err != nil {
+			return err
+		}
+	}
+	w.Start(ctx)
+	if err := w.WaitForSync(ctx, 5*time.Second); err != nil {
+		log.Info("stopped before the API server answered; rules in place stay as they are")
+		return nil
+	}
+	log.Info("cluster view synced from the API server")
+	if other != nil {
+		go cleanupOther(ctx, s, other, log)
+	}
+	if err := s.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("stopping; rules stay in place and keep enforcing until weft starts again (weft cleanup removes them)")
+	return nil
+}
+
+func (f *runFlags) validate() error {
+	if err := oneOf("backend", f.backend, "auto", "nftables", "iptables"); err != nil {
+		return err
+	}
+	if err := oneOf("log-format", f.logFormat, "text", "json"); err != nil {
+		return err
+	}
+	if err := oneOf("iptables-mode", f.iptablesMode, "auto", "nft", "legacy"); err != nil {
+		return err
+	}
+	if f.nflogGroup < 0 || f.nflogGroup > 65535 {
+		return usagef("--nflog-group %d: want 0-65535", f.nflogGroup)
+	}
+	if f.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {
+			return usagef("--metrics-addr %q: want HOST:PORT or :PORT", f.metricsAddr)
+		}
+	}
+	if f.nodeName == "" {
+		f.nodeName = os.Getenv("NODE_NAME")
+	}
+	if f.nodeName == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return usagef("--node-name is empty, $NODE_NAME is unset and the hostname is unknown: give --node-name")
+		}
+		f.nodeName = h
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if os.Getenv("WEFT_DEBUG") != "" {
+		opts.Level = slog.LevelDebug
+	}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig is empty and weft is not running in a pod (%v): give --kubeconfig PATH", err)
+		}
+		return cfg, nil
+	}
+	if _, err := os.Stat(kubeconfig); err != nil {
+		return nil, fmt.Errorf("--kubeconfig: %w", err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
+	}
+	cfg.UserAgent = "weft/" + version
+	return cfg, nil
+}
+
+// serveHTTP serves /healthz (the process lives), /readyz (a ruleset is
+// applied) and /metrics.
+func serveHTTP(ctx context.Context, addr string, s *syncer.Syncer, metricsHandler http.Handler, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.Ready() {
+			http.Error(w, "not ready: no ruleset applied yet (waiting for the API server or the packet filter)", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("/metrics", metricsHandler)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-addr %s: %w (another weft running? give another address or --metrics-addr '')", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "error", err)
+		}
+	}()
+	log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	return nil
 }
