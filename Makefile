@@ -1,0 +1,49 @@
+# weft — see README.md. Targets: build test unit e2e bench demo lint clean.
+GO          ?= go
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
+# Packages with no kernel, no API server and no root: tested with -race too.
+PURE        := ./internal/policy/... ./internal/ir/... ./internal/compile/... ./internal/clustergen/... \
+               ./internal/explain/... ./internal/manifest/... ./internal/syncer/... ./internal/scenarios/... ./cmd/...
+
+.PHONY: all build test unit race e2e bench demo lint clean deps apiserver
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/weft ./cmd/weft
+
+## test: everything CI runs — unit tests, race tests of the pure core, and the
+## end-to-end suite on the lab (real kernel, real API server; needs root).
+test: unit race e2e
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+
+race:
+	$(GO) test -count=1 -race $(PURE)
+
+e2e:
+	$(GO) test -count=1 -timeout 25m ./test/e2e/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e/...
+
+deps:
+	./hack/install-deps.sh
+
+apiserver:
+	./hack/build-kube-apiserver.sh
+
+demo: deps apiserver
+	$(GO) run ./cmd/weft-lab demo
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+clean:
+	rm -rf bin
