@@ -1,0 +1,446 @@
+package nftables
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/knftables"
+
+	"github.com/weftnet/weft/internal/clustergen"
+	"github.com/weftnet/weft/internal/compile"
+	"github.com/weftnet/weft/internal/ir"
+	"github.com/weftnet/weft/internal/netnstest"
+	"github.com/weftnet/weft/internal/policy"
+)
+
+// These tests program the real kernel through the real nft binary, each in a
+// private network namespace of its own (netnstest.Enter), never the host's.
+
+func nftCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("nft", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func nftScript(t *testing.T, script string) {
+	t.Helper()
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v\n%s\nscript:\n%s", err, out, script)
+	}
+}
+
+func newKernelBackend(t *testing.T) *Backend {
+	t.Helper()
+	b, err := New(Config{Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return b
+}
+
+// kernelMatches checks, through a second knftables interface reading the
+// kernel, that table inet weft holds exactly the chains, sets, maps and
+// elements that rs renders to.
+func kernelMatches(t *testing.T, rs *ir.Ruleset) {
+	t.Helper()
+	ctx := context.Background()
+	want, err := render(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nft, err := knftables.New(knftables.InetFamily, tableName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kind, names := range map[string][]string{"chain": sortedKeys(want.chains), "set": sortedKeys(want.sets), "map": sortedKeys(want.maps)} {
+		got, err := nft.List(ctx, kind)
+		if err != nil {
+			t.Fatalf("list %ss: %v", kind, err)
+		}
+		slices.Sort(got)
+		if diff := cmp.Diff(names, got); diff != "" {
+			t.Errorf("%ss in the kernel (-want +got):\n%s", kind, diff)
+		}
+	}
+	for name, s := range want.sets {
+		var wantKeys []string
+		tx := knftables.NewFake(knftables.InetFamily, tableName).NewTransaction()
+		addSetElements(tx, s, nil)
+		for _, line := range strings.Split(strings.TrimSpace(tx.String()), "\n") {
+			if line != "" {
+				key := line[strings.Index(line, "{ ")+2 : strings.LastIndex(line, " }")]
+				wantKeys = append(wantKeys, strings.TrimSuffix(key, "/32"))
+			}
+		}
+		elems, err := nft.ListElements(ctx, "set", name)
+		if err != nil {
+			t.Fatalf("list set %s: %v", name, err)
+		}
+		var gotKeys []string
+		for _, e := range elems {
+			gotKeys = append(gotKeys, strings.Join(e.Key, " . "))
+		}
+		slices.Sort(wantKeys)
+		slices.Sort(gotKeys)
+		if diff := cmp.Diff(wantKeys, gotKeys); diff != "" {
+			t.Errorf("set %s in the kernel (-want +got):\n%s", name, diff)
+		}
+	}
+	for name, m := range want.maps {
+		var wantElems, gotElems []string
+		for _, e := range m.elems {
+			wantElems = append(wantElems, e.addr.String()+" : jump "+e.chain)
+		}
+		elems, err := nft.ListElements(ctx, "map", name)
+		if err != nil {
+			t.Fatalf("list map %s: %v", name, err)
+		}
+		for _, e := range elems {
+			gotElems = append(gotElems, strings.Join(e.Key, " . ")+" : "+strings.Join(e.Value, " . "))
+		}
+		slices.Sort(wantElems)
+		slices.Sort(gotElems)
+		if diff := cmp.Diff(wantElems, gotElems); diff != "" {
+			t.Errorf("map %s in the kernel (-want +got):\n%s", name, diff)
+		}
+	}
+	for name, c := range want.chains {
+		rules, err := nft.ListRules(ctx, name)
+		if err != nil {
+			t.Fatalf("list rules of %s: %v", name, err)
+		}
+		if len(rules) != len(c.rules) {
+			t.Errorf("chain %s holds %d rules in the kernel, want %d", name, len(rules), len(c.rules))
+		}
+	}
+}
+
+func TestKernelApplyAndIncrementalUpdate(t *testing.T) {
+	if !netnstest.Enter(t, "nft") {
+		return
+	}
+	ctx := context.Background()
+	b := newKernelBackend(t)
+	rs := exampleRuleset()
+	if err := b.Apply(ctx, rs); err != nil {
+		t.Fatalf("first Apply: %v", err)
+	}
+	if !b.LastSync().Full {
+		t.Errorf("first sync of a process was not full: %+v", b.LastSync())
+	}
+	kernelMatches(t, rs)
+	listing := nftCmd(t, "list", "table", "inet", tableName)
+	for _, want := range []string{
+		"type filter hook forward priority filter + 5; policy accept;",
+		"ip saddr @weft-web4 tcp dport 80 accept",
+		`10.32.0.7 comment "y/a" : jump weft-g-a`,
+		"10.40.128.0/17",
+	} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("kernel listing lacks %q:\n%s", want, listing)
+		}
+	}
+
+	// Membership only: a pod joins a peer set, another pod joins group a,
+	// one leaves group b.
+	rs2 := exampleRuleset()
+	rs2.Sets[2].Addrs = append(rs2.Sets[2].Addrs, addr("10.32.0.10")) // weft-web4
+	rs2.Groups[0].Members = append(rs2.Groups[0].Members, ir.Member{Addr: addr("10.32.0.11"), Pod: "y/a2"})
+	rs2.Groups[1].Members = nil
+	if err := b.Apply(ctx, rs2); err != nil {
+		t.Fatalf("incremental Apply: %v", err)
+	}
+	st := b.LastSync()
+	if !st.ElementsOnly() || st.ElementsAdded != 2 || st.ElementsDeleted != 1 || st.Operations != 3 {
+		t.Errorf("membership change: want a transaction of 2 element adds and 1 delete, got %+v", st)
+	}
+	kernelMatches(t, rs2)
+
+	// A policy's rules change: only that chain is rewritten.
+	rs3 := exampleRuleset()
+	rs3.Chains[1].Rules[1].PortMax = 5020 // weft-p-allow-ext
+	if err := b.Apply(ctx, rs3); err != nil {
+		t.Fatalf("Apply after a rule change: %v", err)
+	}
+	st = b.LastSync()
+	if st.Full || st.ChainsWritten != 1 {
+		t.Errorf("rule change: want one chain rewritten, got %+v", st)
+	}
+	kernelMatches(t, rs3)
+	if l := nftCmd(t, "list", "chain", "inet", tableName, "weft-p-allow-ext"); !strings.Contains(l, "udp dport 5000-5020 accept") {
+		t.Errorf("chain not rewritten:\n%s", l)
+	}
+
+	// An unchanged ruleset sends nothing.
+	if err := b.Apply(ctx, rs3); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.LastSync(); st.Operations != 0 {
+		t.Errorf("unchanged ruleset sent %d operations", st.Operations)
+	}
+}
+
+// TestKernelAdoptsPreviousProcess: a new weft process replaces whatever an
+// earlier one left, in one transaction, leaving nothing stale behind.
+func TestKernelAdoptsPreviousProcess(t *testing.T) {
+	if !netnstest.Enter(t, "nft") {
+		return
+	}
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	c1 := clustergen.Random(rng, clustergen.RandomConfig{Pods: 40, Policies: 8, Nodes: 1})
+	c2 := clustergen.Random(rng, clustergen.RandomConfig{Pods: 40, Policies: 8, Nodes: 1})
+	rs1, rs2 := compile.Compile(c1.Snapshot, clustergen.NodeName(0)), compile.Compile(c2.Snapshot, clustergen.NodeName(0))
+	if len(rs1.Chains) == 0 || len(rs2.Chains) == 0 {
+		t.Fatal("generated rulesets hold no chains; pick another seed")
+	}
+	first := newKernelBackend(t)
+	if err := first.Apply(ctx, rs1); err != nil {
+		t.Fatal(err)
+	}
+	// Leftovers an older weft version might have had: a chain and a set
+	// this version does not know.
+	nftScript(t, "add chain inet weft weft-old-chain\nadd set inet weft weft-old-set { type ipv4_addr ; }\nadd element inet weft weft-old-set { 10.32.9.9 }\n")
+
+	second := newKernelBackend(t)
+	if err := second.Apply(ctx, rs2); err != nil {
+		t.Fatal(err)
+	}
+	if !second.LastSync().Full {
+		t.Errorf("first sync of the new process was not full")
+	}
+	kernelMatches(t, rs2)
+	// The old process, still running, would notice nothing; its next
+	// incremental sync would be computed against its own memory. That is
+	// why only one weft runs per node; here we only check the adoption.
+}
+
+// TestKernelRejectedTransaction: the kernel refuses a transaction (the table
+// was changed behind weft's back); nothing changes, the error quotes nft and
+// the offending line, and the next sync repairs the table with a full one.
+func TestKernelRejectedTransaction(t *testing.T) {
+	if !netnstest.Enter(t, "nft") {
+		return
+	}
+	ctx := context.Background()
+	b := newKernelBackend(t)
+	if err := b.Apply(ctx, exampleRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	// Someone else dispatches 10.32.0.20 to group b.
+	nftScript(t, "add element inet weft ingress-ip4 { 10.32.0.20 : jump weft-g-b }\n")
+	before := nftCmd(t, "list", "table", "inet", tableName)
+
+	rs := exampleRuleset()
+	rs.Groups[0].Members = append(rs.Groups[0].Members, ir.Member{Addr: addr("10.32.0.20"), Pod: "y/c"})
+	err := b.Apply(ctx, rs)
+	if err == nil {
+		t.Fatal("Apply succeeded although the kernel holds a conflicting element")
+	}
+	for _, want := range []string{"File exists", "add element inet weft ingress-ip4 { 10.32.0.20", "previous ruleset stays in place"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if after := nftCmd(t, "list", "table", "inet", tableName); after != before {
+		t.Errorf("a rejected transaction changed the table (-before +after):\n%s", cmp.Diff(before, after))
+	}
+	if err := b.Apply(ctx, rs); err != nil {
+		t.Fatalf("the sync after a failure should replace the whole table: %v", err)
+	}
+	if !b.LastSync().Full {
+		t.Errorf("the sync after a failure was not full")
+	}
+	kernelMatches(t, rs)
+}
+
+// TestKernelBadInputChangesNothing: a ruleset weft cannot render is refused
+// before nft runs, with the object named, and the rules stay.
+func TestKernelBadInputChangesNothing(t *testing.T) {
+	if !netnstest.Enter(t, "nft") {
+		return
+	}
+	ctx := context.Background()
+	b := newKernelBackend(t)
+	if err := b.Apply(ctx, exampleRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	before := nftCmd(t, "list", "table", "inet", tableName)
+	rs := exampleRuleset()
+	rs.Chains[1].Rules[0].PeerSet = "weft-missing"
+	err := b.Apply(ctx, rs)
+	if err == nil || !strings.Contains(err.Error(), "weft-missing") || !strings.Contains(err.Error(), "not defined") {
+		t.Fatalf("want an error naming the missing set, got %v", err)
+	}
+	if after := nftCmd(t, "list", "table", "inet", tableName); after != before {
+		t.Errorf("bad input changed the table")
+	}
+}
+
+// TestKernelCleanupLeavesOtherTables: cleanup removes table inet weft only.
+func TestKernelCleanupLeavesOtherTables(t *testing.T) {
+	if !netnstest.Enter(t, "nft") {
+		return
+	}
+	ctx := context.Background()
+	nftScript(t, `add table inet filter
+add chain inet filter forward { type filter hook forward priority 0 ; policy accept ; }
+add rule inet filter forward ip saddr 10.32.7.7 drop
+add table ip nat
+add chain ip nat post { type nat hook postrouting priority 100 ; }
+`)
+	others := nftCmd(t, "list", "table", "inet", "filter") + nftCmd(t, "list", "table", "ip", "nat")
+	b := newKernelBackend(t)
+	if err := b.Apply(ctx, exampleRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Cleanup(ctx); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	if out, err := exec.Command("nft", "list", "table", "inet", tableName).CombinedOutput(); err == nil {
+		t.Errorf("table inet weft still there after Cleanup:\n%s", out)
+	}
+	if after := nftCmd(t, "list", "table", "inet", "filter") + nftCmd(t, "list", "table", "ip", "nat"); after != others {
+		t.Errorf("Cleanup changed other tables (-before +after):\n%s", cmp.Diff(others, after))
+	}
+	if err := b.Cleanup(ctx); err != nil {
+		t.Errorf("Cleanup with nothing to remove: %v", err)
+	}
+	// After a cleanup, Apply builds the table again from nothing.
+	if err := b.Apply(ctx, exampleRuleset()); err != nil {
+		t.Fatalf("Apply after Cleanup: %v", err)
+	}
+	kernelMatches(t, exampleRuleset())
+}
+
+// TestKernelAvailability: Available accepts this kernel and nft, and refuses,
+// with a clear reason, a missing or too old nft.
+func TestKernelAvailability(t *testing.T) {
+	if !netnstest.Enter(t, "nft") {
+		return
+	}
+	ctx := context.Background()
+	if err := Available(ctx); err != nil {
+		t.Fatalf("Available on a kernel with nf_tables: %v", err)
+	}
+	dir := t.TempDir()
+	t.Setenv("PATH", dir)
+	err := Available(ctx)
+	if err == nil || !strings.Contains(err.Error(), "nft not found") || !strings.Contains(err.Error(), "--backend iptables") {
+		t.Errorf("without nft: want a clear error, got %v", err)
+	}
+	old := "#!/bin/sh\necho 'nftables v0.9.8 (E.D.S.)'\n"
+	if err := os.WriteFile(filepath.Join(dir, "nft"), []byte(old), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err = Available(ctx)
+	if err == nil || !strings.Contains(err.Error(), "v0.9.8 is too old") {
+		t.Errorf("with nft v0.9.8: want a too-old error, got %v", err)
+	}
+	if _, err := New(Config{}); err == nil {
+		t.Errorf("New succeeded with nft v0.9.8")
+	}
+}
+
+// TestKernelScaleMembershipChange applies a 2,000-pod cluster, then changes
+// membership only (a remote pod's labels; a new local pod like an existing
+// one): each transaction holds only element changes, and the kernel holds
+// exactly the new ruleset.
+func TestKernelScaleMembershipChange(t *testing.T) {
+	if !netnstest.Enter(t, "nft") {
+		return
+	}
+	ctx := context.Background()
+	c := clustergen.Scale(clustergen.ScaleConfig{Pods: 2000, Namespaces: 200, Policies: 400, LocalPods: 100, Seed: 1})
+	node := clustergen.NodeName(0)
+	b := newKernelBackend(t)
+	rs := compile.Compile(c.Snapshot, node)
+	if err := b.Apply(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	kernelMatches(t, rs)
+	t.Logf("full sync: %+v", b.LastSync())
+	for _, change := range []struct {
+		name string
+		pods []*corev1.Pod
+	}{
+		{"relabel a remote pod", relabelRemotePod(c, node)},
+		{"add a local pod", addLocalPod(c, node)},
+	} {
+		rs2 := compile.Compile(rebuild(c, change.pods), node)
+		if err := b.Apply(ctx, rs2); err != nil {
+			t.Fatal(err)
+		}
+		st := b.LastSync()
+		if !st.ElementsOnly() || st.Operations == 0 {
+			t.Errorf("%s: want element changes only, got %+v", change.name, st)
+		}
+		kernelMatches(t, rs2)
+		t.Logf("%s: %+v", change.name, st)
+		// and back
+		if err := b.Apply(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		if st := b.LastSync(); !st.ElementsOnly() {
+			t.Errorf("%s, undone: want element changes only, got %+v", change.name, st)
+		}
+	}
+}
+
+// relabelRemotePod returns c's pods with one remote pod's app label changed
+// such that it leaves or joins a peer set of node's ruleset.
+func relabelRemotePod(c *clustergen.Cluster, node string) []*corev1.Pod {
+	before := compile.Compile(c.Snapshot, node)
+	for i, p := range c.Pods {
+		if p.Spec.NodeName == node {
+			continue
+		}
+		for _, app := range []string{"app-1", "app-2", "app-3"} {
+			if p.Labels["app"] == app {
+				continue
+			}
+			pods := slices.Clone(c.Pods)
+			q := p.DeepCopy()
+			q.Labels["app"] = app
+			pods[i] = q
+			after := compile.Compile(rebuild(c, pods), node)
+			if !cmp.Equal(before.Sets, after.Sets, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })) {
+				return pods
+			}
+		}
+	}
+	panic("no remote pod whose labels matter")
+}
+
+// addLocalPod returns c's pods plus a new local pod with the labels and ports
+// of an existing one: it joins that pod's groups and peer sets.
+func addLocalPod(c *clustergen.Cluster, node string) []*corev1.Pod {
+	for _, p := range c.Pods {
+		if p.Spec.NodeName == node {
+			q := p.DeepCopy()
+			q.Name += "-new"
+			q.Status.PodIPs = []corev1.PodIP{{IP: "10.45.0.1"}}
+			q.Status.PodIP = ""
+			return append(slices.Clone(c.Pods), q)
+		}
+	}
+	panic("no local pod")
+}
+
+func rebuild(c *clustergen.Cluster, pods []*corev1.Pod) *policy.Snapshot {
+	return policy.NewSnapshot(c.Namespaces, pods, c.Policies)
+}
