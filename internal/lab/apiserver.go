@@ -79,7 +79,7 @@ func startControlPlane(ctx context.Context, dir string, node *Node, etcdBin, api
 		return nil, err
 	}
 
-	addr := node.InternalIPs[0].String()
+	addr := node.IPs[0].String()
 	cp.url = "https://" + net.JoinHostPort(addr, strconv.Itoa(apiServerPort))
 	cp.apiServer, err = startProcess("kube-apiserver", node.NetNS, filepath.Join(dir, "kube-apiserver.log"), []string{
 		apiServerBin,

@@ -263,7 +263,7 @@ func (l *Lab) Close() error {
 		}
 	}
 	for _, n := range l.Nodes {
-		if err := n.ns.delete(); err != nil {
+		if err := n.teardown(); err != nil {
 			errs = append(errs, err)
 		}
 	}

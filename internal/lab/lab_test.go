@@ -84,7 +84,7 @@ func addPod(t *testing.T, l *Lab, spec PodSpec) *Pod {
 	return p
 }
 
-func waitMatrix(t *testing.T, l *Lab, pods []*Pod, target Target, want *Matrix) {
+func waitMatrix(t *testing.T, l *Lab, pods []Endpoint, target Target, want *Matrix) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -93,17 +93,19 @@ func waitMatrix(t *testing.T, l *Lab, pods []*Pod, target Target, want *Matrix) 
 	}
 }
 
-// Without weft every pod reaches every pod, on both nodes, over TCP and UDP,
-// IPv4 and IPv6.
+// Without weft every pod and node reaches every pod and node, host-network
+// pods too, over TCP and UDP, IPv4 and IPv6.
 func TestPodsReachEachOtherWithoutWeft(t *testing.T) {
 	l := needLab(t)
 	ensureNS(t, l, "reach")
-	pods := []*Pod{
+	pods := []Endpoint{
 		addPod(t, l, PodSpec{Namespace: "reach", Name: "a", Node: l.Nodes[0]}),
 		addPod(t, l, PodSpec{Namespace: "reach", Name: "b", Node: l.Nodes[0]}),
 		addPod(t, l, PodSpec{Namespace: "reach", Name: "c", Node: l.Nodes[1]}),
+		addPod(t, l, PodSpec{Namespace: "reach", Name: "h", Node: l.Nodes[1], HostNetwork: true}),
+		l.Nodes[0], l.Nodes[1],
 	}
-	all := AllConnect(podIDs(pods), podIDs(pods))
+	all := AllConnect(endpointIDs(pods), endpointIDs(pods))
 	for _, target := range []Target{TCP80, TCP81, UDP80, UDP81, TCP80v6, UDP80v6} {
 		t.Run(strings.ReplaceAll(target.String(), " ", "-"), func(t *testing.T) {
 			got, errs := l.ProbeMatrix(context.Background(), pods, pods, target)
@@ -126,7 +128,7 @@ func TestHandWrittenDropShowsInMatrix(t *testing.T) {
 	a := addPod(t, l, PodSpec{Namespace: "drop", Name: "a", Node: l.Nodes[0]})
 	b := addPod(t, l, PodSpec{Namespace: "drop", Name: "b", Node: l.Nodes[0]})
 	c := addPod(t, l, PodSpec{Namespace: "drop", Name: "c", Node: l.Nodes[1]})
-	pods := []*Pod{a, b, c}
+	pods := Endpoints(a, b, c)
 	ctx := context.Background()
 	// Drop TCP 80 to b on node1: a→b is bridged (same node), c→b is routed
 	// through both nodes; both cross node1's FORWARD hook.
@@ -146,13 +148,13 @@ func TestHandWrittenDropShowsInMatrix(t *testing.T) {
 	drop/b    .      .      .
 	drop/c    .      X      .`))
 	// The rule is about TCP 80 only.
-	waitMatrix(t, l, pods, TCP81, AllConnect(podIDs(pods), podIDs(pods)))
-	waitMatrix(t, l, pods, UDP80, AllConnect(podIDs(pods), podIDs(pods)))
+	waitMatrix(t, l, pods, TCP81, AllConnect(endpointIDs(pods), endpointIDs(pods)))
+	waitMatrix(t, l, pods, UDP80, AllConnect(endpointIDs(pods), endpointIDs(pods)))
 	if _, err := l.Nodes[0].Exec(ctx, "iptables", append([]string{"-D"}, rule...)...); err != nil {
 		t.Fatal(err)
 	}
 	removed = true
-	waitMatrix(t, l, pods, TCP80, AllConnect(podIDs(pods), podIDs(pods)))
+	waitMatrix(t, l, pods, TCP80, AllConnect(endpointIDs(pods), endpointIDs(pods)))
 }
 
 // The Pod object looks like one a kubelet runs: on its node, Running, with
@@ -165,14 +167,14 @@ func TestPodObjectIsRunningWithIPs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if obj.Spec.NodeName != "node2" || obj.Status.Phase != "Running" || obj.Labels["pod"] != "a" {
+	if obj.Spec.NodeName != "node-2" || obj.Status.Phase != "Running" || obj.Labels["pod"] != "a" {
 		t.Fatalf("pod object: node %q phase %q labels %v", obj.Spec.NodeName, obj.Status.Phase, obj.Labels)
 	}
 	if len(obj.Status.PodIPs) != 2 || obj.Status.PodIPs[0].IP != p.IPv4.String() || obj.Status.PodIPs[1].IP != p.IPv6.String() {
 		t.Fatalf("pod IPs %v, want %s and %s", obj.Status.PodIPs, p.IPv4, p.IPv6)
 	}
-	if obj.Status.HostIP != l.Nodes[1].InternalIPs[0].String() {
-		t.Fatalf("host IP %s, want %s", obj.Status.HostIP, l.Nodes[1].InternalIPs[0])
+	if obj.Status.HostIP != l.Nodes[1].IPs[0].String() {
+		t.Fatalf("host IP %s, want %s", obj.Status.HostIP, l.Nodes[1].IPs[0])
 	}
 	names := map[string]bool{}
 	for _, port := range obj.Spec.Containers[0].Ports {

@@ -115,10 +115,23 @@ func runIP(ctx context.Context, netns string, args ...string) error {
 // ipBatch runs ip(8) commands as one batch inside netns; it stops at the
 // first failing command.
 func ipBatch(ctx context.Context, netns string, cmds []string) error {
+	return runBatch(ctx, netns, cmds, false)
+}
+
+// ipBatchForce runs every command of the batch, also after failures.
+func ipBatchForce(ctx context.Context, netns string, cmds []string) error {
+	return runBatch(ctx, netns, cmds, true)
+}
+
+func runBatch(ctx context.Context, netns string, cmds []string, force bool) error {
 	if len(cmds) == 0 {
 		return nil
 	}
-	cmd := exec.CommandContext(ctx, "ip", "-n", netns, "-batch", "-")
+	args := []string{"-n", netns, "-batch", "-"}
+	if force {
+		args = append([]string{"-force"}, args...)
+	}
+	cmd := exec.CommandContext(ctx, "ip", args...)
 	cmd.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

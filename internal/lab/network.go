@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -10,11 +11,19 @@ import (
 )
 
 // Addressing, all inside weave's 10.32.0.0/12 and fd00::/8, and only in
-// namespaces the lab created:
+// namespaces the lab created. It matches the standard model of
+// internal/scenarios, so its scenarios run unchanged on the lab:
 //
-//	node i (1…8) pods    10.(32+i).0.0/16, fd00:10:(32+i)::/64, gateway .1 / ::1 on br0
-//	inter-node fabric    10.47.0.0/16, fd00:10:47::/64; node i is 10.47.0.i / fd00:10:47::i
-//	service cluster IPs  10.46.0.0/16 (never routed; the API server wants a range)
+//	node i (1…8)         10.32.0.i and fd00::i, named node-i
+//	pods                 any address given in PodSpec; by default the next of
+//	                     10.(40+i).0.0/16 and fd00::(40+i):0:0/96 of their node
+//	service cluster IPs  10.46.0.0/16 (never routed; the API server wants one)
+//
+// Every address is a host route (/32, /128): the node routes each of its pods
+// to its bridge and each remote pod to that pod's node; a pod routes its
+// same-node peers directly over the bridge (bridged traffic, seen by
+// netfilter through br_netfilter) and everything else to its node. Neighbour
+// entries are permanent, with fixed MAC addresses.
 const (
 	maxNodes           = 8
 	serviceClusterCIDR = "10.46.0.0/16"
@@ -36,50 +45,50 @@ const (
 
 func (f Family) String() string { return fmt.Sprintf("IPv%d", int(f)) }
 
+func familyIndex(f Family) int {
+	if f == IPv6 {
+		return 1
+	}
+	return 0
+}
+
 // Node is a lab node: a network namespace holding a bridge for its pods and a
-// link to the other nodes. weft for this node runs inside it.
+// link to the other nodes. weft for the node runs inside it, and so do
+// servers on ServePorts that answer with the node's name.
 type Node struct {
-	// Name is the Kubernetes node name ("node1", …), for --node-name.
+	// Name is the Kubernetes node name ("node-1", …), for --node-name.
 	Name string
 	// NetNS is the network namespace's name (for ip netns exec).
 	NetNS string
-	// PodCIDRs are the node's pod subnets, IPv4 first.
-	PodCIDRs []netip.Prefix
-	// Gateways are the node's addresses on its pod bridge, IPv4 first.
-	Gateways []netip.Addr
-	// InternalIPs are the node's addresses on the inter-node fabric, IPv4
-	// first; pods of the node have them as host IPs.
-	InternalIPs []netip.Addr
+	// IPs are the node's addresses, IPv4 first: its pods' host IPs and the
+	// source of the node's own connections.
+	IPs []netip.Addr
 
 	index    int
 	ns       *netNS
 	nextHost int
+	closers  []io.Closer
 }
 
-func nodeAddrs(i int) (cidrs []netip.Prefix, gws, internal []netip.Addr) {
-	cidrs = []netip.Prefix{
-		netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/16", 32+i)),
-		netip.MustParsePrefix(fmt.Sprintf("fd00:10:%d::/64", 32+i)),
+// IP returns the node's address of family f.
+func (n *Node) IP(f Family) netip.Addr { return n.IPs[familyIndex(f)] }
+
+func nodeIPs(i int) []netip.Addr {
+	return []netip.Addr{
+		netip.AddrFrom4([4]byte{10, 32, 0, byte(i)}),
+		netip.MustParseAddr(fmt.Sprintf("fd00::%x", i)),
 	}
-	gws = []netip.Addr{
-		netip.MustParseAddr(fmt.Sprintf("10.%d.0.1", 32+i)),
-		netip.MustParseAddr(fmt.Sprintf("fd00:10:%d::1", 32+i)),
-	}
-	internal = []netip.Addr{
-		netip.MustParseAddr(fmt.Sprintf("10.47.0.%d", i)),
-		netip.MustParseAddr(fmt.Sprintf("fd00:10:47::%d", i)),
-	}
-	return cidrs, gws, internal
 }
 
-// hostAddrs returns the addresses of host number h (h ≥ 2) in the node's pod
-// subnets.
-func (n *Node) hostAddrs(h int) (v4, v6 netip.Addr) {
-	b4 := n.PodCIDRs[0].Addr().As4()
-	b4[2], b4[3] = byte(h>>8), byte(h)
-	b6 := n.PodCIDRs[1].Addr().As16()
+// nextPodAddrs returns the node's next free default pod addresses.
+func (n *Node) nextPodAddrs() (v4, v6 netip.Addr) {
+	h := n.nextHost
+	n.nextHost++
+	v4 = netip.AddrFrom4([4]byte{10, byte(40 + n.index), byte(h >> 8), byte(h)})
+	b6 := [16]byte{0: 0xfd}
+	b6[11] = byte(40 + n.index)
 	b6[14], b6[15] = byte(h>>8), byte(h)
-	return netip.AddrFrom4(b4), netip.AddrFrom16(b6)
+	return v4, netip.AddrFrom16(b6)
 }
 
 // Locally administered MAC addresses, fixed so that neighbour entries can be
@@ -140,17 +149,14 @@ func setUpFabric(ctx context.Context, name string) (*netNS, error) {
 }
 
 // setUpNode creates node i's namespace: forwarding and br_netfilter on, a pod
-// bridge with the gateway addresses, and a veth into the fabric.
+// bridge, a veth into the fabric holding the node's addresses, and servers.
 func setUpNode(ctx context.Context, prefix string, i int, fabric *netNS) (*Node, error) {
-	cidrs, gws, internal := nodeAddrs(i)
 	n := &Node{
-		Name:        fmt.Sprintf("node%d", i),
-		NetNS:       fmt.Sprintf("%snode%d", prefix, i),
-		PodCIDRs:    cidrs,
-		Gateways:    gws,
-		InternalIPs: internal,
-		index:       i,
-		nextHost:    2,
+		Name:     fmt.Sprintf("node-%d", i),
+		NetNS:    fmt.Sprintf("%snode-%d", prefix, i),
+		IPs:      nodeIPs(i),
+		index:    i,
+		nextHost: 2,
 	}
 	ns, err := createNetNS(ctx, n.NetNS)
 	if err != nil {
@@ -158,12 +164,14 @@ func setUpNode(ctx context.Context, prefix string, i int, fabric *netNS) (*Node,
 	}
 	n.ns = ns
 	fail := func(err error) (*Node, error) {
-		ns.delete()
+		n.teardown()
 		return nil, fmt.Errorf("set up node %s: %w", n.Name, err)
 	}
 	if err := sysctl(ctx, n.NetNS,
 		"net.ipv4.ip_forward=1",
 		"net.ipv6.conf.all.forwarding=1",
+		"net.ipv4.conf.all.rp_filter=0",
+		"net.ipv4.conf.default.rp_filter=0",
 		"net.ipv6.conf.default.accept_dad=0",
 		"net.bridge.bridge-nf-call-iptables=1",
 		"net.bridge.bridge-nf-call-ip6tables=1",
@@ -173,8 +181,6 @@ func setUpNode(ctx context.Context, prefix string, i int, fabric *netNS) (*Node,
 	err = ipBatch(ctx, n.NetNS, []string{
 		"link set lo up",
 		"link add " + bridgeName + " address " + bridgeMAC(i).String() + " type bridge",
-		fmt.Sprintf("addr add %s/16 dev %s", gws[0], bridgeName),
-		fmt.Sprintf("addr add %s/64 dev %s nodad", gws[1], bridgeName),
 		"link set " + bridgeName + " up",
 	})
 	if err != nil {
@@ -189,18 +195,29 @@ func setUpNode(ctx context.Context, prefix string, i int, fabric *netNS) (*Node,
 		return fail(err)
 	}
 	err = ipBatch(ctx, n.NetNS, []string{
-		fmt.Sprintf("addr add %s/16 dev %s", internal[0], fabricLink),
-		fmt.Sprintf("addr add %s/64 dev %s nodad", internal[1], fabricLink),
+		fmt.Sprintf("addr add %s/32 dev %s", n.IPs[0], fabricLink),
+		fmt.Sprintf("addr add %s/128 dev %s nodad", n.IPs[1], fabricLink),
 		"link set " + fabricLink + " up",
 	})
 	if err != nil {
 		return fail(err)
 	}
+	if n.closers, err = serve(n.ns, servedPorts(nil), n.Name); err != nil {
+		return fail(err)
+	}
 	return n, nil
 }
 
-// linkNodes gives every node routes to the others' pod subnets and permanent
-// neighbour entries for the others' fabric addresses.
+func (n *Node) teardown() error {
+	for _, c := range n.closers {
+		c.Close()
+	}
+	n.closers = nil
+	return n.ns.delete()
+}
+
+// linkNodes gives every node host routes and permanent neighbour entries for
+// the others' addresses on the fabric.
 func linkNodes(ctx context.Context, nodes []*Node) error {
 	for _, n := range nodes {
 		var cmds []string
@@ -208,10 +225,10 @@ func linkNodes(ctx context.Context, nodes []*Node) error {
 			if o == n {
 				continue
 			}
-			for f := range 2 {
+			for _, ip := range o.IPs {
 				cmds = append(cmds,
-					fmt.Sprintf("neigh replace %s lladdr %s dev %s nud permanent", o.InternalIPs[f], fabricMAC(o.index), fabricLink),
-					fmt.Sprintf("route replace %s via %s dev %s", o.PodCIDRs[f], o.InternalIPs[f], fabricLink))
+					fmt.Sprintf("route replace %s dev %s", hostPrefix(ip), fabricLink),
+					neighCmd(ip, fabricMAC(o.index), fabricLink))
 			}
 		}
 		if err := ipBatch(ctx, n.NetNS, cmds); err != nil {
@@ -219,4 +236,12 @@ func linkNodes(ctx context.Context, nodes []*Node) error {
 		}
 	}
 	return nil
+}
+
+func hostPrefix(ip netip.Addr) netip.Prefix {
+	return netip.PrefixFrom(ip, ip.BitLen())
+}
+
+func neighCmd(ip netip.Addr, mac net.HardwareAddr, dev string) string {
+	return fmt.Sprintf("neigh replace %s lladdr %s dev %s nud permanent", ip, mac, dev)
 }

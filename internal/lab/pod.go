@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,15 +20,28 @@ import (
 	"k8s.io/client-go/util/retry"
 )
 
-// ServePorts are the ports every lab pod serves on TCP (replies with its
-// identity "namespace/name", then closes) and on UDP (answers each datagram
-// with its identity), on IPv4 and IPv6. Its container ports are named
-// serve-<port>-tcp and serve-<port>-udp, as in Kubernetes' e2e tests.
+// ServePorts are the ports every lab pod and node serves on TCP (replies
+// with its identity, "namespace/name" or the node's name, then closes) and
+// on UDP (answers each datagram with its identity), on IPv4 and IPv6. A
+// pod's container ports are named serve-<port>-tcp and serve-<port>-udp, as
+// in Kubernetes' e2e tests; a pod also serves any other container port it
+// declares.
 var ServePorts = []int{80, 81}
 
 // PortName is the container port name the lab gives port/protocol.
 func PortName(port int, protocol corev1.Protocol) string {
 	return fmt.Sprintf("serve-%d-%s", port, strings.ToLower(string(protocol)))
+}
+
+// DefaultContainerPorts are ServePorts on TCP and UDP, named by PortName.
+func DefaultContainerPorts() []corev1.ContainerPort {
+	var ports []corev1.ContainerPort
+	for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP} {
+		for _, port := range ServePorts {
+			ports = append(ports, corev1.ContainerPort{Name: PortName(port, proto), ContainerPort: int32(port), Protocol: proto})
+		}
+	}
+	return ports
 }
 
 // PodSpec describes a pod to add.
@@ -38,20 +52,29 @@ type PodSpec struct {
 	Node   *Node
 	Labels map[string]string
 	// IPv4 and IPv6, when valid, are used instead of the node's next free
-	// addresses: to re-create a pod with a deleted pod's addresses.
+	// addresses: to re-create a pod with a deleted pod's addresses, or to
+	// build a model with fixed addresses. Ignored for host-network pods.
 	IPv4, IPv6 netip.Addr
+	// Ports are the container's ports (default DefaultContainerPorts). The
+	// pod serves each of them, and ServePorts.
+	Ports []corev1.ContainerPort
+	// HostNetwork makes a host-network pod: no namespace of its own, its
+	// node's addresses; it answers as its node does.
+	HostNetwork bool
 }
 
 // Pod is a lab pod: a network namespace with a veth into its node's bridge,
-// servers on ServePorts, and a Running Pod object in the API.
+// servers, and a Running Pod object in the API.
 type Pod struct {
 	Namespace string
 	Name      string
 	Node      *Node
 	// IPv4 and IPv6 are the pod's addresses (the Pod's status.podIPs).
 	IPv4, IPv6 netip.Addr
-	// NetNS is the network namespace's name.
-	NetNS string
+	// NetNS is the network namespace's name (the node's for a host-network pod).
+	NetNS       string
+	HostNetwork bool
+	Ports       []corev1.ContainerPort
 
 	serial  int
 	ns      *netNS
@@ -134,6 +157,10 @@ func (l *Lab) AddPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 		node = l.Nodes[0]
 	}
 	id := spec.Namespace + "/" + spec.Name
+	ports := spec.Ports
+	if ports == nil {
+		ports = DefaultContainerPorts()
+	}
 
 	l.mu.Lock()
 	if _, dup := l.pods[id]; dup {
@@ -141,63 +168,103 @@ func (l *Lab) AddPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 		return nil, fmt.Errorf("add pod %s: the lab already has it (DeletePod first)", id)
 	}
 	l.serial++
-	p := &Pod{Namespace: spec.Namespace, Name: spec.Name, Node: node, serial: l.serial, mac: podMAC(l.serial)}
-	p.NetNS = fmt.Sprintf("%sp%d", l.prefix, p.serial)
-	p.IPv4, p.IPv6 = spec.IPv4, spec.IPv6
-	if !p.IPv4.IsValid() || !p.IPv6.IsValid() {
-		v4, v6 := node.hostAddrs(node.nextHost)
-		node.nextHost++
-		if !p.IPv4.IsValid() {
-			p.IPv4 = v4
-		}
-		if !p.IPv6.IsValid() {
-			p.IPv6 = v6
-		}
-	}
+	p := &Pod{Namespace: spec.Namespace, Name: spec.Name, Node: node, serial: l.serial, mac: podMAC(l.serial),
+		HostNetwork: spec.HostNetwork, Ports: slices.Clone(ports)}
 	var peers []*Pod
-	for _, o := range l.pods {
-		if o.Node == node {
-			peers = append(peers, o)
+	if p.HostNetwork {
+		p.NetNS, p.ns = node.NetNS, node.ns
+		p.IPv4, p.IPv6 = node.IPs[0], node.IPs[1]
+	} else {
+		p.NetNS = fmt.Sprintf("%sp%d", l.prefix, p.serial)
+		p.IPv4, p.IPv6 = spec.IPv4, spec.IPv6
+		if !p.IPv4.IsValid() || !p.IPv6.IsValid() {
+			v4, v6 := node.nextPodAddrs()
+			if !p.IPv4.IsValid() {
+				p.IPv4 = v4
+			}
+			if !p.IPv6.IsValid() {
+				p.IPv6 = v6
+			}
 		}
-		if o.IPv4 == p.IPv4 || o.IPv6 == p.IPv6 {
+		if err := l.checkPodAddrs(p); err != nil {
 			l.mu.Unlock()
-			return nil, fmt.Errorf("add pod %s: address %s/%s is in use by pod %s", id, p.IPv4, p.IPv6, o.ID())
+			return nil, fmt.Errorf("add pod %s: %w", id, err)
 		}
-	}
-	if !node.PodCIDRs[0].Contains(p.IPv4) || !node.PodCIDRs[1].Contains(p.IPv6) {
-		l.mu.Unlock()
-		return nil, fmt.Errorf("add pod %s: addresses %s, %s are outside node %s's pod subnets %v", id, p.IPv4, p.IPv6, node.Name, node.PodCIDRs)
+		peers = l.podsOnLocked(node)
 	}
 	l.pods[id] = p
 	l.mu.Unlock()
 
-	if err := l.plumbPod(ctx, p, peers); err != nil {
-		l.forgetPod(p)
-		return nil, fmt.Errorf("add pod %s: %w", id, err)
-	}
-	if err := p.serve(); err != nil {
-		l.forgetPod(p)
-		return nil, fmt.Errorf("add pod %s: %w", id, err)
+	if !p.HostNetwork {
+		if err := l.plumbPod(ctx, p, peers); err != nil {
+			l.forgetPod(ctx, p)
+			return nil, fmt.Errorf("add pod %s: %w", id, err)
+		}
+		closers, err := serve(p.ns, servedPorts(p.Ports), p.ID())
+		p.closers = closers
+		if err != nil {
+			l.forgetPod(ctx, p)
+			return nil, fmt.Errorf("add pod %s: %w", id, err)
+		}
 	}
 	if err := l.writePodObject(ctx, p, spec.Labels); err != nil {
-		l.forgetPod(p)
+		l.forgetPod(ctx, p)
 		return nil, fmt.Errorf("add pod %s: %w", id, err)
 	}
 	slog.Debug("lab: pod added", "pod", id, "node", node.Name, "ipv4", p.IPv4, "ipv6", p.IPv6)
 	return p, nil
 }
 
-func (l *Lab) forgetPod(p *Pod) {
-	l.mu.Lock()
-	delete(l.pods, p.ID())
-	l.mu.Unlock()
-	p.teardown()
+// checkPodAddrs refuses addresses outside the lab's ranges or in use.
+func (l *Lab) checkPodAddrs(p *Pod) error {
+	if !p.IPv4.Is4() || !labRange4.Contains(p.IPv4) || !p.IPv6.Is6() || !labRange6.Contains(p.IPv6) {
+		return fmt.Errorf("addresses %s, %s: want an IPv4 address in %s and an IPv6 address in %s", p.IPv4, p.IPv6, labRange4, labRange6)
+	}
+	for _, n := range l.Nodes {
+		if slices.Contains(n.IPs, p.IPv4) || slices.Contains(n.IPs, p.IPv6) {
+			return fmt.Errorf("address %s/%s is node %s's", p.IPv4, p.IPv6, n.Name)
+		}
+	}
+	for _, o := range l.pods {
+		if !o.HostNetwork && (o.IPv4 == p.IPv4 || o.IPv6 == p.IPv6) {
+			return fmt.Errorf("address %s/%s is in use by pod %s", p.IPv4, p.IPv6, o.ID())
+		}
+	}
+	return nil
 }
 
-// plumbPod makes the pod's namespace, its veth into the node's bridge, and
-// permanent neighbour entries between the pod, its node and its peers on the
-// same bridge (the kernel's neighbour table is small and shared by all
-// namespaces; resolved entries would be lost under load).
+// The only addresses the lab uses.
+var (
+	labRange4 = netip.MustParsePrefix("10.32.0.0/12")
+	labRange6 = netip.MustParsePrefix("fd00::/8")
+)
+
+// podsOnLocked returns the pods with their own namespace on node. l.mu is held.
+func (l *Lab) podsOnLocked(node *Node) []*Pod {
+	var out []*Pod
+	for _, o := range l.pods {
+		if o.Node == node && !o.HostNetwork {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (l *Lab) forgetPod(ctx context.Context, p *Pod) {
+	l.mu.Lock()
+	delete(l.pods, p.ID())
+	peers := l.podsOnLocked(p.Node)
+	l.mu.Unlock()
+	if !p.HostNetwork {
+		_ = p.teardown()
+		l.unplumbPod(ctx, p, peers)
+	}
+}
+
+// plumbPod makes the pod's namespace and its veth into the node's bridge,
+// and routes and permanent neighbour entries for it on every node and on its
+// same-node peers (the kernel's neighbour table is small and shared by all
+// namespaces; entries resolved on demand would be lost under load).
 func (l *Lab) plumbPod(ctx context.Context, p *Pod, peers []*Pod) error {
 	ns, err := createNetNS(ctx, p.NetNS)
 	if err != nil {
@@ -210,73 +277,150 @@ func (l *Lab) plumbPod(ctx context.Context, p *Pod, peers []*Pod) error {
 		"address", p.mac.String(), "netns", p.NetNS); err != nil {
 		return err
 	}
-	err = ipBatch(ctx, node.NetNS, []string{
+	cmds := []string{
 		"link set " + hostSide + " master " + bridgeName,
 		"link set " + hostSide + " up",
-		neighCmd(p.IPv4, p.mac, bridgeName),
-		neighCmd(p.IPv6, p.mac, bridgeName),
-	})
-	if err != nil {
+	}
+	for f, ip := range []netip.Addr{p.IPv4, p.IPv6} {
+		cmds = append(cmds,
+			fmt.Sprintf("route replace %s dev %s src %s", hostPrefix(ip), bridgeName, node.IPs[f]),
+			neighCmd(ip, p.mac, bridgeName))
+	}
+	if err := ipBatch(ctx, node.NetNS, cmds); err != nil {
 		return err
 	}
-	cmds := []string{
+	cmds = []string{
 		"link set lo up",
-		fmt.Sprintf("addr add %s/%d dev %s", p.IPv4, node.PodCIDRs[0].Bits(), podIface),
-		fmt.Sprintf("addr add %s/%d dev %s nodad", p.IPv6, node.PodCIDRs[1].Bits(), podIface),
+		fmt.Sprintf("addr add %s dev %s", hostPrefix(p.IPv4), podIface),
+		fmt.Sprintf("addr add %s dev %s nodad", hostPrefix(p.IPv6), podIface),
 		"link set " + podIface + " up",
-		fmt.Sprintf("route add default via %s dev %s", node.Gateways[0], podIface),
-		fmt.Sprintf("route add default via %s dev %s", node.Gateways[1], podIface),
-		neighCmd(node.Gateways[0], bridgeMAC(node.index), podIface),
-		neighCmd(node.Gateways[1], bridgeMAC(node.index), podIface),
+	}
+	for _, gw := range node.IPs {
+		cmds = append(cmds,
+			neighCmd(gw, bridgeMAC(node.index), podIface),
+			fmt.Sprintf("route add default via %s dev %s onlink", gw, podIface))
 	}
 	for _, o := range peers {
-		cmds = append(cmds, neighCmd(o.IPv4, o.mac, podIface), neighCmd(o.IPv6, o.mac, podIface))
+		cmds = append(cmds, peerCmds(o)...)
 	}
 	if err := ipBatch(ctx, p.NetNS, cmds); err != nil {
 		return err
 	}
 	for _, o := range peers {
-		if err := ipBatch(ctx, o.NetNS, []string{neighCmd(p.IPv4, p.mac, podIface), neighCmd(p.IPv6, p.mac, podIface)}); err != nil {
+		if err := ipBatch(ctx, o.NetNS, peerCmds(p)); err != nil {
 			return fmt.Errorf("tell peer %s about the new pod: %w", o.ID(), err)
+		}
+	}
+	for _, other := range l.Nodes {
+		if other == node {
+			continue
+		}
+		err := ipBatch(ctx, other.NetNS, []string{
+			fmt.Sprintf("route replace %s via %s dev %s onlink", hostPrefix(p.IPv4), node.IPs[0], fabricLink),
+			fmt.Sprintf("route replace %s via %s dev %s onlink", hostPrefix(p.IPv6), node.IPs[1], fabricLink),
+		})
+		if err != nil {
+			return fmt.Errorf("route to the new pod from node %s: %w", other.Name, err)
 		}
 	}
 	return nil
 }
 
-func neighCmd(ip netip.Addr, mac net.HardwareAddr, dev string) string {
-	return fmt.Sprintf("neigh replace %s lladdr %s dev %s nud permanent", ip, mac, dev)
+// peerCmds let a pod reach its same-node peer o directly over the bridge.
+func peerCmds(o *Pod) []string {
+	return []string{
+		fmt.Sprintf("route replace %s dev %s", hostPrefix(o.IPv4), podIface),
+		fmt.Sprintf("route replace %s dev %s", hostPrefix(o.IPv6), podIface),
+		neighCmd(o.IPv4, o.mac, podIface),
+		neighCmd(o.IPv6, o.mac, podIface),
+	}
 }
 
-// serve starts the pod's TCP and UDP servers; their sockets live in the
-// pod's namespace.
-func (p *Pod) serve() error {
-	identity := []byte(p.ID())
+// unplumbPod removes what plumbPod wrote about p elsewhere. Failures do not
+// matter: a pod re-using the addresses replaces the entries.
+func (l *Lab) unplumbPod(ctx context.Context, p *Pod, peers []*Pod) {
+	for _, n := range l.Nodes {
+		var cmds []string
+		for _, ip := range []netip.Addr{p.IPv4, p.IPv6} {
+			cmds = append(cmds, "route del "+hostPrefix(ip).String())
+			if n == p.Node {
+				cmds = append(cmds, "neigh del "+ip.String()+" dev "+bridgeName)
+			}
+		}
+		_ = ipBatchForce(ctx, n.NetNS, cmds)
+	}
+	for _, o := range peers {
+		_ = ipBatchForce(ctx, o.NetNS, []string{
+			"route del " + hostPrefix(p.IPv4).String(), "route del " + hostPrefix(p.IPv6).String(),
+			"neigh del " + p.IPv4.String() + " dev " + podIface, "neigh del " + p.IPv6.String() + " dev " + podIface,
+		})
+	}
+}
+
+// servedPorts are ServePorts on TCP and UDP plus the container's other ports.
+func servedPorts(container []corev1.ContainerPort) []servedPort {
+	var out []servedPort
+	add := func(sp servedPort) {
+		if !slices.Contains(out, sp) {
+			out = append(out, sp)
+		}
+	}
+	for _, port := range ServePorts {
+		add(servedPort{corev1.ProtocolTCP, port})
+		add(servedPort{corev1.ProtocolUDP, port})
+	}
+	for _, c := range container {
+		if c.Protocol == corev1.ProtocolTCP || c.Protocol == corev1.ProtocolUDP || c.Protocol == "" {
+			proto := c.Protocol
+			if proto == "" {
+				proto = corev1.ProtocolTCP
+			}
+			add(servedPort{proto, int(c.ContainerPort)})
+		}
+	}
+	return out
+}
+
+type servedPort struct {
+	protocol corev1.Protocol
+	port     int
+}
+
+// serve starts TCP and UDP servers answering identity; their sockets live in
+// ns. It returns what closes them.
+func serve(ns *netNS, ports []servedPort, identity string) ([]io.Closer, error) {
+	var closers []io.Closer
 	var listeners []net.Listener
 	var conns []net.PacketConn
-	err := p.ns.Do(func() error {
-		for _, port := range ServePorts {
-			ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+	err := ns.Do(func() error {
+		for _, sp := range ports {
+			addr := ":" + strconv.Itoa(sp.port)
+			if sp.protocol == corev1.ProtocolUDP {
+				pc, err := net.ListenPacket("udp", addr)
+				if err != nil {
+					return fmt.Errorf("listen on UDP %d: %w", sp.port, err)
+				}
+				conns = append(conns, pc)
+				continue
+			}
+			ln, err := net.Listen("tcp", addr)
 			if err != nil {
-				return fmt.Errorf("listen on TCP %d: %w", port, err)
+				return fmt.Errorf("listen on TCP %d: %w", sp.port, err)
 			}
 			listeners = append(listeners, ln)
-			pc, err := net.ListenPacket("udp", ":"+strconv.Itoa(port))
-			if err != nil {
-				return fmt.Errorf("listen on UDP %d: %w", port, err)
-			}
-			conns = append(conns, pc)
 		}
 		return nil
 	})
+	answer := []byte(identity)
 	for _, ln := range listeners {
-		p.closers = append(p.closers, ln)
-		go serveTCP(ln, identity)
+		closers = append(closers, ln)
+		go serveTCP(ln, answer)
 	}
 	for _, pc := range conns {
-		p.closers = append(p.closers, pc)
-		go serveUDP(pc, identity)
+		closers = append(closers, pc)
+		go serveUDP(pc, answer)
 	}
-	return err
+	return closers, err
 }
 
 func serveTCP(ln net.Listener, identity []byte) {
@@ -308,22 +452,17 @@ func serveUDP(pc net.PacketConn, identity []byte) {
 }
 
 func (l *Lab) writePodObject(ctx context.Context, p *Pod, labels map[string]string) error {
-	var ports []corev1.ContainerPort
-	for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP} {
-		for _, port := range ServePorts {
-			ports = append(ports, corev1.ContainerPort{Name: PortName(port, proto), ContainerPort: int32(port), Protocol: proto})
-		}
-	}
 	zero := int64(0)
 	obj := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, Labels: maps.Clone(labels)},
 		Spec: corev1.PodSpec{
 			NodeName:                      p.Node.Name,
+			HostNetwork:                   p.HostNetwork,
 			TerminationGracePeriodSeconds: &zero,
 			Containers: []corev1.Container{{
-				Name:  "server",
-				Image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
-				Ports: ports,
+				Name:  "serve",
+				Image: "registry.k8s.io/pause:3.10",
+				Ports: slices.Clone(p.Ports),
 			}},
 		},
 	}
@@ -331,20 +470,21 @@ func (l *Lab) writePodObject(ctx context.Context, p *Pod, labels map[string]stri
 	if err != nil {
 		return fmt.Errorf("create Pod object: %w", err)
 	}
-	created.Status = runningStatus(p.Node, p.IPv4, p.IPv6)
+	created.Status = RunningStatus(p.Node, p.IPv4, p.IPv6)
 	if _, err := l.client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("write Pod status: %w", err)
 	}
 	return nil
 }
 
-// runningStatus is what a kubelet reports for a started pod.
-func runningStatus(node *Node, v4, v6 netip.Addr) corev1.PodStatus {
+// RunningStatus is what a kubelet reports for a started pod on node with
+// addresses v4 and v6 (either may be invalid: left out).
+func RunningStatus(node *Node, v4, v6 netip.Addr) corev1.PodStatus {
 	now := metav1.Now()
 	st := corev1.PodStatus{
 		Phase:     corev1.PodRunning,
-		HostIP:    node.InternalIPs[0].String(),
-		HostIPs:   []corev1.HostIP{{IP: node.InternalIPs[0].String()}, {IP: node.InternalIPs[1].String()}},
+		HostIP:    node.IPs[0].String(),
+		HostIPs:   []corev1.HostIP{{IP: node.IPs[0].String()}, {IP: node.IPs[1].String()}},
 		StartTime: &now,
 		Conditions: []corev1.PodCondition{
 			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
@@ -373,30 +513,24 @@ func (l *Lab) DeletePod(ctx context.Context, p *Pod) error {
 		errs = append(errs, fmt.Errorf("delete Pod object %s: %w", p.ID(), err))
 	}
 	l.mu.Lock()
-	delete(l.pods, p.ID())
-	var peers []*Pod
-	for _, o := range l.pods {
-		if o.Node == p.Node {
-			peers = append(peers, o)
-		}
+	if l.pods[p.ID()] == p {
+		delete(l.pods, p.ID())
 	}
+	peers := l.podsOnLocked(p.Node)
 	l.mu.Unlock()
-	if err := p.teardown(); err != nil {
-		errs = append(errs, err)
-	}
-	forget := func(dev string) []string {
-		return []string{"neigh del " + p.IPv4.String() + " dev " + dev, "neigh del " + p.IPv6.String() + " dev " + dev}
-	}
-	// Entries may already be gone with the veth; failures here are harmless
-	// because a pod re-using the address replaces them.
-	_ = ipBatch(ctx, p.Node.NetNS, forget(bridgeName))
-	for _, o := range peers {
-		_ = ipBatch(ctx, o.NetNS, forget(podIface))
+	if !p.HostNetwork {
+		if err := p.teardown(); err != nil {
+			errs = append(errs, err)
+		}
+		l.unplumbPod(ctx, p, peers)
 	}
 	return errors.Join(errs...)
 }
 
 func (p *Pod) teardown() error {
+	if p.HostNetwork {
+		return nil // the node's namespace and servers are the node's
+	}
 	for _, c := range p.closers {
 		c.Close()
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,17 +35,38 @@ var (
 
 func (t Target) String() string { return fmt.Sprintf("%s/%d %s", t.Protocol, t.Port, t.Family) }
 
-// Source is where a probe starts: a *Pod or a *Node.
-type Source interface {
+// Endpoint is where a probe starts or ends: a *Pod or a *Node.
+type Endpoint interface {
+	// ID is the endpoint's name in matrices: "namespace/name" or the node's.
 	ID() string
+	// IP is the endpoint's address of a family.
+	IP(Family) netip.Addr
 	netns() *netNS
+	// answer is what the endpoint's servers reply.
+	answer() string
 }
 
 func (p *Pod) netns() *netNS { return p.ns }
+func (p *Pod) answer() string {
+	if p.HostNetwork {
+		return p.Node.Name
+	}
+	return p.ID()
+}
 
-// ID is the node's name, for Source.
-func (n *Node) ID() string    { return n.Name }
-func (n *Node) netns() *netNS { return n.ns }
+// ID is the node's name.
+func (n *Node) ID() string     { return n.Name }
+func (n *Node) netns() *netNS  { return n.ns }
+func (n *Node) answer() string { return n.Name }
+
+// Endpoints turns pods or nodes into endpoints, for ProbeMatrix.
+func Endpoints[E Endpoint](items ...E) []Endpoint {
+	out := make([]Endpoint, len(items))
+	for i, e := range items {
+		out[i] = e
+	}
+	return out
+}
 
 // Result is the outcome of one probe.
 type Result struct {
@@ -54,15 +76,15 @@ type Result struct {
 	Err error
 }
 
-// Probe connects once from from to the pod to, with the lab's probe timeout.
+// Probe connects once from from to to, with the lab's probe timeout.
 // TCP: the connection must be accepted and the pod's identity read back.
 // UDP: a datagram must be answered with the pod's identity (sent up to three
 // times within the timeout, since UDP may lose one).
-func (l *Lab) Probe(ctx context.Context, from Source, to *Pod, t Target) Result {
+func (l *Lab) Probe(ctx context.Context, from, to Endpoint, t Target) Result {
 	return probe(ctx, from, to, t, l.cfg.ProbeTimeout)
 }
 
-func probe(ctx context.Context, from Source, to *Pod, t Target, timeout time.Duration) Result {
+func probe(ctx context.Context, from, to Endpoint, t Target, timeout time.Duration) Result {
 	ns := from.netns()
 	if ns == nil {
 		return Result{Err: fmt.Errorf("probe from %s: it has no network namespace (deleted?)", from.ID())}
@@ -84,7 +106,7 @@ func probe(ctx context.Context, from Source, to *Pod, t Target, timeout time.Dur
 	if err != nil {
 		return Result{Err: fmt.Errorf("%s -> %s (%s %s): %w", from.ID(), to.ID(), t, addr, err)}
 	}
-	if reply != to.ID() {
+	if reply != to.answer() {
 		return Result{Err: fmt.Errorf("%s -> %s (%s %s): answered by %q", from.ID(), to.ID(), t, addr, reply)}
 	}
 	return Result{Connected: true}
@@ -138,8 +160,8 @@ func probeUDP(ctx context.Context, addr string, timeout time.Duration) (string, 
 
 // ProbeMatrix probes every source against every destination in parallel
 // (bounded) and returns the matrix and the probes' errors by "from -> to".
-func (l *Lab) ProbeMatrix(ctx context.Context, from, to []*Pod, t Target) (*Matrix, map[string]error) {
-	m := NewMatrix(podIDs(from), podIDs(to))
+func (l *Lab) ProbeMatrix(ctx context.Context, from, to []Endpoint, t Target) (*Matrix, map[string]error) {
+	m := NewMatrix(endpointIDs(from), endpointIDs(to))
 	errs := map[string]error{}
 	var mu sync.Mutex
 	sem := make(chan struct{}, l.cfg.ProbeParallelism)
@@ -168,7 +190,7 @@ func (l *Lab) ProbeMatrix(ctx context.Context, from, to []*Pod, t Target) (*Matr
 // WaitMatrix probes until the matrix equals want or ctx ends (give it a
 // deadline, ~20 s). It returns the last matrix probed, and on failure an
 // error with the difference and the failed probes' reasons.
-func (l *Lab) WaitMatrix(ctx context.Context, from, to []*Pod, t Target, want *Matrix) (*Matrix, error) {
+func (l *Lab) WaitMatrix(ctx context.Context, from, to []Endpoint, t Target, want *Matrix) (*Matrix, error) {
 	for {
 		got, errs := l.ProbeMatrix(ctx, from, to, t)
 		if got.Equal(want) {
@@ -222,7 +244,7 @@ type TransitionOptions struct {
 // blocked, the first of Confirm consecutive attempts that all failed. An
 // attempt that started before the change and was dropped does not hide a
 // later one that connects, so the time is exact to about Interval.
-func (l *Lab) WaitTransition(ctx context.Context, from Source, to *Pod, t Target, connects bool, o TransitionOptions) (time.Time, error) {
+func (l *Lab) WaitTransition(ctx context.Context, from, to Endpoint, t Target, connects bool, o TransitionOptions) (time.Time, error) {
 	if o.Interval <= 0 {
 		o.Interval = 5 * time.Millisecond
 	}
@@ -316,10 +338,10 @@ func stateWord(connects bool) string {
 	return "blocked"
 }
 
-func podIDs(pods []*Pod) []string {
-	ids := make([]string, len(pods))
-	for i, p := range pods {
-		ids[i] = p.ID()
+func endpointIDs(es []Endpoint) []string {
+	ids := make([]string, len(es))
+	for i, e := range es {
+		ids[i] = e.ID()
 	}
 	return ids
 }

@@ -97,12 +97,11 @@ func (l *Lab) WeftCleanup(ctx context.Context, node *Node, binary, backend strin
 }
 
 // writeNodeObjects registers the nodes in the API, Ready, with their
-// addresses and pod CIDRs, as kubelets would.
+// addresses, as kubelets would.
 func (l *Lab) writeNodeObjects(ctx context.Context) error {
 	for _, n := range l.Nodes {
 		obj := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{"kubernetes.io/hostname": n.Name}},
-			Spec:       corev1.NodeSpec{PodCIDR: n.PodCIDRs[0].String(), PodCIDRs: []string{n.PodCIDRs[0].String(), n.PodCIDRs[1].String()}},
 		}
 		created, err := l.client.CoreV1().Nodes().Create(ctx, obj, metav1.CreateOptions{})
 		if err != nil {
@@ -112,8 +111,8 @@ func (l *Lab) writeNodeObjects(ctx context.Context) error {
 		created.Status = corev1.NodeStatus{
 			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: now, LastTransitionTime: now}},
 			Addresses: []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: n.InternalIPs[0].String()},
-				{Type: corev1.NodeInternalIP, Address: n.InternalIPs[1].String()},
+				{Type: corev1.NodeInternalIP, Address: n.IPs[0].String()},
+				{Type: corev1.NodeInternalIP, Address: n.IPs[1].String()},
 				{Type: corev1.NodeHostName, Address: n.Name},
 			},
 		}
