@@ -51,6 +51,10 @@ func startPod(t *testing.T, name string, addrs ...netip.Addr) *pod {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// No duplicate address detection on the new links: a tentative
+	// link-local address delays neighbour discovery, and the first IPv6
+	// packets would look dropped.
+	p.sh(t, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
 	host := "v-" + name
 	sh(t, "ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", strconv.Itoa(p.pid))
 	sh(t, "ip", "link", "set", host, "up")
@@ -85,7 +89,7 @@ func (p *pod) sh(t *testing.T, args ...string) string {
 func connect(t *testing.T, p *pod, dst netip.Addr, port uint16) (passed bool) {
 	t.Helper()
 	script := fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", dst, port)
-	args := []string{"0.4", "bash", "-c", script}
+	args := []string{"0.8", "bash", "-c", script}
 	name := "timeout"
 	if p != nil {
 		args = append([]string{"--net=/proc/" + strconv.Itoa(p.pid) + "/ns/net", "timeout"}, args...)
@@ -134,6 +138,7 @@ func TestKernelPacketsLegacy(t *testing.T) { inNamespace(t, ModeLegacy, testPack
 // FORWARD (and INPUT) hook and checks that the kernel passes or drops each
 // as the ir's Tracer says, and that a drop counts in its direction's chain.
 func testPackets(t *testing.T, mode Mode) {
+	sh(t, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
 	sh(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	sh(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	podD6 := netip.MustParseAddr("fd00::2:3")
