@@ -19,11 +19,13 @@
 //	  # current base chain, so an egress accept never skips the ingress check.
 //	  chain forward-egress  { type filter hook forward priority filter + 5; policy accept;
 //	    ct state established,related accept
+//	    icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 //	    ip saddr vmap @egress-ip4
 //	    ip6 saddr vmap @egress-ip6
 //	  }
 //	  chain forward-ingress { type filter hook forward priority filter + 6; policy accept;
 //	    ct state established,related accept
+//	    icmpv6 type { ...neighbour discovery... } ip6 hoplimit 255 accept
 //	    ip daddr vmap @ingress-ip4
 //	    ip6 daddr vmap @ingress-ip6
 //	  }
@@ -31,6 +33,7 @@
 //	  # destination is no pod). Packets the node sends are never filtered.
 //	  chain input-egress    { type filter hook input priority filter + 5; policy accept;
 //	    ct state established,related accept
+//	    icmpv6 type { ...neighbour discovery... } ip6 hoplimit 255 accept
 //	    ip saddr vmap @egress-ip4
 //	    ip6 saddr vmap @egress-ip6
 //	  }
@@ -53,6 +56,10 @@
 //	  set weft-n1 { type ipv4_addr; flags interval; }          # ir.NetSet (ipBlock - except)
 //	  set weft-e1 { type ipv4_addr . inet_proto . inet_service; }  # ir.EndpointSet (named port)
 //	}
+//
+// IPv6 neighbour and router discovery (ICMPv6 types 133-136 with hop limit
+// 255) always passes: it is IPv6's ARP, no connection, and without it an
+// isolated pod could reach nothing over IPv6 (ARP never meets these hooks).
 //
 // A packet whose local address is in no map passes that direction (the pod is
 // not isolated for it). Inside a policy chain ir.Accept is `accept` (ends the

@@ -22,6 +22,10 @@ type nftPacket struct {
 	proto       uint8
 	port        uint16
 	established bool
+	// icmpType is the ICMP type of proto 1 and 58 packets; hopLimit the
+	// IPv6 hop limit (TTL). Flows of the differential test are echo
+	// requests with hop limit 64.
+	icmpType, hopLimit uint8
 }
 
 // nftResult is what the interpreted ruleset did with a packet.
@@ -226,6 +230,11 @@ func parseSet(s *knftables.FakeSet) (*nftSet, error) {
 	return is, nil
 }
 
+var icmpv6Types = map[string]uint8{
+	"echo-request": 128, "nd-router-solicit": 133, "nd-router-advert": 134,
+	"nd-neighbor-solicit": 135, "nd-neighbor-advert": 136, "nd-redirect": 137,
+}
+
 func parseProto(s string) (uint8, error) {
 	switch s {
 	case "tcp":
@@ -286,6 +295,30 @@ func (in *nftInterp) parseRule(text string) (*nftRule, error) {
 				}
 				return slices.Contains(states, "new"), nil
 			})
+			tok = tok[3:]
+		case len(tok) >= 3 && tok[0] == "icmpv6" && tok[1] == "type" && tok[2] == "{":
+			end := slices.Index(tok, "}")
+			if end < 0 {
+				return nil, fmt.Errorf("unterminated set")
+			}
+			var types []uint8
+			for _, name := range tok[3:end] {
+				ty, ok := icmpv6Types[strings.TrimSuffix(name, ",")]
+				if !ok {
+					return nil, fmt.Errorf("unknown icmpv6 type %q", name)
+				}
+				types = append(types, ty)
+			}
+			r.conds = append(r.conds, familyCond("ip6"), func(p *nftPacket) (bool, error) {
+				return p.proto == 58 && slices.Contains(types, p.icmpType), nil
+			})
+			tok = tok[end+1:]
+		case len(tok) >= 3 && tok[0] == "ip6" && tok[1] == "hoplimit":
+			n, err := strconv.ParseUint(tok[2], 10, 8)
+			if err != nil {
+				return nil, fmt.Errorf("bad hop limit %q", tok[2])
+			}
+			r.conds = append(r.conds, familyCond("ip6"), func(p *nftPacket) (bool, error) { return p.hopLimit == uint8(n), nil })
 			tok = tok[3:]
 		case len(tok) >= 3 && tok[0] == "meta" && tok[1] == "nfproto":
 			if tok[2] != "ipv4" && tok[2] != "ipv6" {

@@ -165,8 +165,8 @@ func TestKernelApplyAndIncrementalUpdate(t *testing.T) {
 		t.Fatalf("incremental Apply: %v", err)
 	}
 	st := b.LastSync()
-	if !st.ElementsOnly() || st.ElementsAdded != 2 || st.ElementsDeleted != 1 || st.Operations != 3 {
-		t.Errorf("membership change: want a transaction of 2 element adds and 1 delete, got %+v", st)
+	if !st.ElementsOnly() || st.ElementsAdded != 2 || st.ElementsDeleted != 2 || st.Operations != 4 {
+		t.Errorf("membership change: want a transaction of 2 element adds and 2 deletes, got %+v", st)
 	}
 	kernelMatches(t, rs2)
 

@@ -38,6 +38,13 @@ const (
 	maxComment = 128
 )
 
+// ruleNeighbourDiscovery lets IPv6 neighbour and router discovery pass every
+// base chain. It is IPv6's ARP: without it an isolated pod could not resolve
+// its gateway's or (on a bridge with br_netfilter) its neighbours' link
+// addresses, and nothing would reach it or leave it, allowed or not. The hop
+// limit 255 keeps it to packets from the link itself (RFC 4861).
+const ruleNeighbourDiscovery = "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept"
+
 // dispatchMap returns the verdict map of a direction and family.
 func dispatchMap(dir ir.Direction, fam ir.Family) string {
 	switch {
@@ -204,6 +211,7 @@ func (d *desired) addFixed() {
 			def: knftables.Chain{Name: name, Type: &filter, Hook: &hook, Priority: &prio, Policy: &accept, Comment: &comment},
 			rules: []ruleText{
 				{rule: "ct state established,related accept"},
+				{rule: ruleNeighbourDiscovery, comment: "IPv6 neighbour discovery is no connection"},
 				{rule: "ip " + field + " vmap @" + dispatchMap(dir, ir.IPv4)},
 				{rule: "ip6 " + field + " vmap @" + dispatchMap(dir, ir.IPv6)},
 			},
