@@ -27,7 +27,7 @@ COMMIT
 func TestDetectMode(t *testing.T) {
 	for _, tc := range []struct {
 		name, legacy, nft string
-		want             Mode
+		want              Mode
 	}{
 		{"nothing anywhere: nft", "", "", ModeNFT},
 		{"only legacy holds rules", legacyWithRules, "", ModeLegacy},

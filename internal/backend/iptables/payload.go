@@ -95,8 +95,8 @@ type setPlan struct {
 	created []string // names the create step makes
 	// createdAt[i] is the line of the create payload that makes created[i].
 	createdAt []int
-	change  []setOp
-	destroy []string
+	change    []setOp
+	destroy   []string
 	// counts for Stats
 	newSets, swapped, patched int
 }

@@ -1,0 +1,257 @@
+package iptables
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/internal/clustergen"
+	"github.com/weftnet/weft/internal/compile"
+	"github.com/weftnet/weft/internal/ir"
+	"github.com/weftnet/weft/internal/policy"
+)
+
+// The benchmark cluster: 10,000 pods in 1,000 namespaces, 2,000 policies,
+// seen from node-1 holding either every pod or 100 of them.
+var benchScales = []struct {
+	name  string
+	local int
+}{{"local=100", 100}, {"local=all", 0}}
+
+func scaleCluster(local int) *clustergen.Cluster {
+	return clustergen.Scale(clustergen.ScaleConfig{Pods: 10000, Namespaces: 1000, Policies: 2000, Node: "node-1", LocalPods: local, Seed: 1})
+}
+
+func rulesetStats(rs *ir.Ruleset) (rules, members int) {
+	for _, c := range rs.Chains {
+		rules += len(c.Rules)
+	}
+	for _, s := range rs.Sets {
+		members += s.Len()
+	}
+	for _, g := range rs.Groups {
+		members += len(g.Members)
+	}
+	return rules, members
+}
+
+// BenchmarkRender is the pure part of a full sync: ir to payloads.
+func BenchmarkRender(b *testing.B) {
+	for _, sc := range benchScales {
+		rs := compile.Compile(scaleCluster(sc.local).Snapshot, "node-1")
+		b.Run(sc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var p *Payload
+			for i := 0; i < b.N; i++ {
+				var err error
+				if p, err = Render(rs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			rules, members := rulesetStats(rs)
+			b.ReportMetric(float64(len(p.IPv4)+len(p.IPv6)), "rules-bytes")
+			b.ReportMetric(float64(len(p.IPSet)), "set-bytes")
+			b.ReportMetric(float64(rules), "ir-rules")
+			b.ReportMetric(float64(members), "set-members")
+		})
+	}
+}
+
+// privateNetns moves the calling goroutine's thread into a new network
+// namespace for the rest of the goroutine's life (the thread is never
+// unlocked, so Go retires it afterwards). Tools the backend starts from this
+// goroutine inherit the namespace. It skips the benchmark when it cannot.
+func privateNetns(b *testing.B) {
+	b.Helper()
+	if os.Geteuid() != 0 {
+		b.Skip("needs root to create a network namespace")
+	}
+	holder := exec.Command("unshare", "--net", "sleep", "3600")
+	if err := holder.Start(); err != nil {
+		b.Skipf("needs unshare: %v", err)
+	}
+	b.Cleanup(func() {
+		_ = holder.Process.Signal(syscall.SIGKILL)
+		_ = holder.Wait()
+	})
+	self, _ := os.Readlink("/proc/self/ns/net")
+	path := "/proc/" + strconv.Itoa(holder.Process.Pid) + "/ns/net"
+	for i := 0; ; i++ {
+		if ns, err := os.Readlink(path); err == nil && ns != self {
+			break
+		}
+		if i == 1000 {
+			b.Fatal("unshare made no namespace within 1s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.LockOSThread()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		b.Fatalf("setns: %v", err)
+	}
+}
+
+func benchBackend(b *testing.B, mode Mode) *Backend {
+	b.Helper()
+	if len(missing(append(toolsFor(mode).all(), "ipset")...)) > 0 {
+		b.Skipf("needs iptables-%s and ipset", mode)
+	}
+	be, err := New(Config{Mode: mode, Logger: discardLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return be
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// kernelSetBytes sums what ipset reports as the sets' memory.
+func kernelSetBytes(b *testing.B) int {
+	out, err := exec.Command("ipset", "list", "-t").Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	total := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "Size in memory: "); ok {
+			n, _ := strconv.Atoi(v)
+			total += n
+		}
+	}
+	return total
+}
+
+// BenchmarkApplyFull is a full sync on a node where weft holds nothing:
+// render, create every set, one restore per family. Between iterations (not
+// timed) everything is cleaned up.
+func BenchmarkApplyFull(b *testing.B) {
+	for _, mode := range []Mode{ModeNFT, ModeLegacy} {
+		for _, sc := range benchScales {
+			rs := compile.Compile(scaleCluster(sc.local).Snapshot, "node-1")
+			b.Run(string(mode)+"/"+sc.name, func(b *testing.B) {
+				privateNetns(b)
+				be := benchBackend(b, mode)
+				b.ReportAllocs()
+				var stats Stats
+				var retained uint64
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					if err := be.Cleanup(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+					before := heapInUse()
+					b.StartTimer()
+					if err := be.Apply(context.Background(), rs); err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					retained = heapInUse() - before
+					stats = be.LastStats()
+					b.StartTimer()
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(stats.RulesBytes), "rules-bytes")
+				b.ReportMetric(float64(stats.SetsBytes), "set-bytes")
+				b.ReportMetric(float64(retained)/(1<<20), "retained-MiB")
+				b.ReportMetric(float64(kernelSetBytes(b))/(1<<20), "ipset-kernel-MiB")
+				_ = be.Cleanup(context.Background())
+			})
+		}
+	}
+}
+
+// onePodChange returns the ruleset before and after one pod starts: a
+// replica of a local pod that policies select (so it joins a group, and the
+// peer sets its labels match), with a new name and address.
+func onePodChange(b *testing.B, local int) (before, after *ir.Ruleset, pod string) {
+	c := scaleCluster(local)
+	s := c.Snapshot
+	before = compile.Compile(s, "node-1")
+	var target *policy.Pod
+	for _, pol := range s.Policies {
+		for _, p := range s.PodsIn(pol.Namespace) {
+			if target == nil && policy.IsLocal(p, "node-1") && pol.Selects(p) {
+				target = p
+			}
+		}
+	}
+	if target == nil {
+		b.Fatal("no local pod that a policy selects")
+	}
+	replica := *target
+	replica.Name += "-replica"
+	ip := target.IPs[0]
+	for s.PodByIP(ip) != nil {
+		ip = ip.Next()
+	}
+	replica.IPs = []netip.Addr{ip}
+	nss := make([]*policy.Namespace, 0, len(s.Namespaces))
+	for _, ns := range s.Namespaces {
+		nss = append(nss, ns)
+	}
+	after = compile.Compile(policy.BuildSnapshot(nss, append(slices.Clone(s.Pods), &replica), s.Policies), "node-1")
+	return before, after, replica.Key() + " " + ip.String()
+}
+
+// BenchmarkApplyOnePodChange is the update when one pod starts or stops:
+// iterations alternate between the two rulesets, so every one is a real
+// change. Reported: time, and the bytes sent to each tool.
+func BenchmarkApplyOnePodChange(b *testing.B) {
+	for _, mode := range []Mode{ModeNFT, ModeLegacy} {
+		for _, sc := range benchScales {
+			before, after, pod := onePodChange(b, sc.local)
+			b.Run(string(mode)+"/"+sc.name, func(b *testing.B) {
+				privateNetns(b)
+				be := benchBackend(b, mode)
+				defer func() { _ = be.Cleanup(context.Background()) }()
+				if err := be.Apply(context.Background(), before); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				var rulesBytes, setBytes, restores int
+				for i := 0; i < b.N; i++ {
+					rs := after
+					if i%2 == 1 {
+						rs = before
+					}
+					if err := be.Apply(context.Background(), rs); err != nil {
+						b.Fatal(err)
+					}
+					s := be.LastStats()
+					rulesBytes += s.RulesBytes
+					setBytes += s.SetsBytes
+					restores += s.Restores
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(rulesBytes)/float64(b.N), "rules-bytes/op")
+				b.ReportMetric(float64(setBytes)/float64(b.N), "set-bytes/op")
+				b.ReportMetric(float64(restores)/float64(b.N), "restores/op")
+				b.Logf("changed pod %s", pod)
+			})
+		}
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
