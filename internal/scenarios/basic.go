@@ -355,6 +355,23 @@ z/c   .   X   .   .   .   .   .   .   .
 `, tcp80, udp81, tcp80v6),
 		},
 		{
+			Name: "finished-pod-address-reused",
+			Description: "x/old has finished and y/a now holds its addresses. z accepts only pod=old of x, and a " +
+				"policy isolates x/old for egress: neither may touch y/a, so z accepts nothing and y/a sends freely.",
+			Setup: func(m *Model) { m.AddFinishedPod("x", "old", Node1, "y/a") },
+			Policies: []*networkingv1.NetworkPolicy{
+				netpol("z", "from-old", networkingv1.NetworkPolicySpec{
+					PodSelector: *everything(),
+					Ingress:     ingress(ingressRule(peers(fromPodsIn(nsSel("x"), podSel("old"))), nil)),
+				}),
+				netpol("x", "old-deny-egress", networkingv1.NetworkPolicySpec{
+					PodSelector: *podSel("old"),
+					PolicyTypes: types(typeEgress),
+				}),
+			},
+			Probes: expect(zIsolated, tcp80, udp81v6),
+		},
+		{
 			Name: "all-pods-on-one-node",
 			Description: "Every pod runs on node-1, so every connection is checked on one node, egress and ingress " +
 				"alike: x talks only with y, in both directions.",

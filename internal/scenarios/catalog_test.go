@@ -7,6 +7,7 @@ import (
 	"sort"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -104,7 +105,7 @@ func TestCatalogCoversEveryFeature(t *testing.T) {
 		"policy protocol TCP", "policy protocol UDP", "policy protocol SCTP",
 		"probe TCP", "probe UDP", "probe SCTP", "probe IPv4", "probe IPv6", "pods with two addresses",
 		"pods on two nodes", "pods on one node", "same-node flow isolated at both ends",
-		"host-network pod", "node traffic", "several policies", "bad input",
+		"host-network pod", "finished pod with reused address", "node traffic", "several policies", "bad input",
 	}
 	covered := map[string][]string{}
 	for _, s := range All() {
@@ -298,6 +299,9 @@ func features(s *Scenario) map[string]bool {
 		nodes[p.Spec.NodeName] = true
 		if p.Spec.HostNetwork {
 			f["host-network pod"] = true
+		}
+		if p.Status.Phase == corev1.PodSucceeded {
+			f["finished pod with reused address"] = true
 		}
 		if len(p.Status.PodIPs) != 2 {
 			allDual = false

@@ -208,6 +208,29 @@ func (m *Model) addPod(namespace, name, node string, hostNetwork bool, ips []net
 	return p
 }
 
+// AddFinishedPod adds a pod labelled pod=<name> that has finished (phase
+// Succeeded) and whose status still shows the addresses of the pod reusedBy,
+// as happens when the network plugin hands a finished pod's addresses to a
+// new pod. A finished pod is no endpoint: it is in no matrix, and policies
+// must neither select it nor let its old peers reach the new holder of its
+// addresses.
+func (m *Model) AddFinishedPod(namespace, name, node, reusedBy string) *corev1.Pod {
+	if m.Namespace(namespace) == nil {
+		panic(fmt.Sprintf("scenarios: no namespace %q for pod %q", namespace, name))
+	}
+	var ips []netip.Addr
+	for _, ip := range m.mustPod(reusedBy).Status.PodIPs {
+		ips = append(ips, netip.MustParseAddr(ip.IP))
+	}
+	p := m.addPod(namespace, name, node, false, ips)
+	p.Status.Phase = corev1.PodSucceeded
+	return p
+}
+
+func finished(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
 // SetPodLabel sets a label on the pod "namespace/name".
 func (m *Model) SetPodLabel(key, label, value string) {
 	m.mustPod(key).Labels[label] = value
@@ -308,10 +331,14 @@ func (e Endpoint) IP(f Family) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// Endpoints returns every pod (in model order) and then every node.
+// Endpoints returns every pod that has not finished (in model order) and
+// then every node.
 func (m *Model) Endpoints() []Endpoint {
 	var out []Endpoint
 	for _, p := range m.Pods {
+		if finished(p) {
+			continue
+		}
 		e := Endpoint{Name: p.Namespace + "/" + p.Name, Kind: PodEndpoint, Node: p.Spec.NodeName}
 		if p.Spec.HostNetwork {
 			e.Kind = HostNetworkEndpoint
@@ -337,12 +364,15 @@ func (m *Model) Endpoint(name string) (Endpoint, bool) {
 	return Endpoint{}, false
 }
 
-// PodNames returns the names ("namespace/name") of every pod, host-network
-// pods included, in model order: the endpoints every Matrix of a scenario
+// PodNames returns the names ("namespace/name") of every pod that has not
+// finished, host-network pods included, in model order: the endpoints every Matrix of a scenario
 // must list both as sources and as destinations.
 func (m *Model) PodNames() []string {
 	out := make([]string, 0, len(m.Pods))
 	for _, p := range m.Pods {
+		if finished(p) {
+			continue
+		}
 		out = append(out, p.Namespace+"/"+p.Name)
 	}
 	return out

@@ -118,6 +118,14 @@ func TestModelChanges(t *testing.T) {
 		t.Errorf("w/a address %s, want 10.32.4.1", p.Status.PodIPs[0].IP)
 	}
 
+	old := m.AddFinishedPod("x", "old", Node1, "y/a")
+	if old.Status.Phase != corev1.PodSucceeded || old.Status.PodIPs[0].IP != "10.32.2.1" || old.Status.PodIPs[1].IP != "fd00::2:1" {
+		t.Errorf("finished pod: phase %s, addresses %v; want Succeeded with y/a's", old.Status.Phase, old.Status.PodIPs)
+	}
+	if _, ok := m.Endpoint("x/old"); ok {
+		t.Errorf("a finished pod is an endpoint")
+	}
+
 	kinds := map[string]EndpointKind{}
 	for _, e := range m.Endpoints() {
 		kinds[e.Name] = e.Kind
