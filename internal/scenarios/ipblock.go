@@ -201,6 +201,47 @@ z/c   .   X   .   .   .   .   .   .   .
 			),
 		},
 		{
+			Name: "ipblock-everything-except",
+			Description: "z/b may send to 0.0.0.0/0 except 10.32.1.0/24 (namespace x) and 10.32.2.2/32 (y/b), and " +
+				"to ::/0 except fd00::2:0/112 (namespace y): the exceptions carve holes of different sizes.",
+			Policies: []*networkingv1.NetworkPolicy{
+				netpol("z", "b-to-world", networkingv1.NetworkPolicySpec{
+					PodSelector: *podSel("b"),
+					PolicyTypes: types(typeEgress),
+					Egress: egress(egressRule(peers(
+						fromCIDR("0.0.0.0/0", "10.32.1.0/24", "10.32.2.2/32"),
+						fromCIDR("::/0", "fd00::2:0/112"),
+					), nil)),
+				}),
+			},
+			Probes: probes(
+				expect(`
+     x/a x/b x/c y/a y/b y/c z/a z/b z/c
+x/a   .   .   .   .   .   .   .   .   .
+x/b   .   .   .   .   .   .   .   .   .
+x/c   .   .   .   .   .   .   .   .   .
+y/a   .   .   .   .   .   .   .   .   .
+y/b   .   .   .   .   .   .   .   .   .
+y/c   .   .   .   .   .   .   .   .   .
+z/a   .   .   .   .   .   .   .   .   .
+z/b   X   X   X   .   X   .   .   .   .
+z/c   .   .   .   .   .   .   .   .   .
+`, tcp80, udp81, sctp80),
+				expect(`
+     x/a x/b x/c y/a y/b y/c z/a z/b z/c
+x/a   .   .   .   .   .   .   .   .   .
+x/b   .   .   .   .   .   .   .   .   .
+x/c   .   .   .   .   .   .   .   .   .
+y/a   .   .   .   .   .   .   .   .   .
+y/b   .   .   .   .   .   .   .   .   .
+y/c   .   .   .   .   .   .   .   .   .
+z/a   .   .   .   .   .   .   .   .   .
+z/b   .   .   .   X   X   X   .   .   .
+z/c   .   .   .   .   .   .   .   .   .
+`, tcp80v6, udp80v6),
+			),
+		},
+		{
 			Name:        "ipblock-with-ports",
 			Description: "z/a accepts UDP/80 from 10.32.0.0/12: every IPv4 pod, that port only, and nothing over IPv6.",
 			Policies: []*networkingv1.NetworkPolicy{
