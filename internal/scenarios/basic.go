@@ -372,6 +372,45 @@ z/c   .   X   .   .   .   .   .   .   .
 			Probes: expect(zIsolated, tcp80, udp81v6),
 		},
 		{
+			Name: "single-stack-pod",
+			Description: "y/d has an IPv4 address only. x accepts y/d (by selectors) and fd00::3:0/112 (namespace " +
+				"z over IPv6): over IPv4 only y/d gets in, over IPv6 only z, and y/d is in no IPv6 probe.",
+			Setup: func(m *Model) { m.AddSingleStackPod("y", "d", Node2, IPv4) },
+			Policies: []*networkingv1.NetworkPolicy{
+				netpol("x", "from-yd-or-z6", networkingv1.NetworkPolicySpec{
+					PodSelector: *everything(),
+					Ingress:     ingress(ingressRule(peers(fromPodsIn(nsSel("y"), podSel("d")), fromCIDR("fd00::3:0/112")), nil)),
+				}),
+			},
+			Probes: probes(
+				expect(`
+     x/a x/b x/c y/a y/b y/c y/d z/a z/b z/c
+x/a   .   X   X   .   .   .   .   .   .   .
+x/b   X   .   X   .   .   .   .   .   .   .
+x/c   X   X   .   .   .   .   .   .   .   .
+y/a   X   X   X   .   .   .   .   .   .   .
+y/b   X   X   X   .   .   .   .   .   .   .
+y/c   X   X   X   .   .   .   .   .   .   .
+y/d   .   .   .   .   .   .   .   .   .   .
+z/a   X   X   X   .   .   .   .   .   .   .
+z/b   X   X   X   .   .   .   .   .   .   .
+z/c   X   X   X   .   .   .   .   .   .   .
+`, tcp80, udp81),
+				expect(`
+     x/a x/b x/c y/a y/b y/c z/a z/b z/c
+x/a   .   X   X   .   .   .   .   .   .
+x/b   X   .   X   .   .   .   .   .   .
+x/c   X   X   .   .   .   .   .   .   .
+y/a   X   X   X   .   .   .   .   .   .
+y/b   X   X   X   .   .   .   .   .   .
+y/c   X   X   X   .   .   .   .   .   .
+z/a   .   .   .   .   .   .   .   .   .
+z/b   .   .   .   .   .   .   .   .   .
+z/c   .   .   .   .   .   .   .   .   .
+`, tcp80v6, udp81v6),
+			),
+		},
+		{
 			Name: "all-pods-on-one-node",
 			Description: "Every pod runs on node-1, so every connection is checked on one node, egress and ingress " +
 				"alike: x talks only with y, in both directions.",

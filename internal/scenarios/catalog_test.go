@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -82,6 +83,19 @@ func TestValidateRejectsIncompleteMatrices(t *testing.T) {
 			t.Errorf("%s: Validate accepted the matrix", name)
 		}
 	}
+	names := []string{"x/a", "x/b", "x/c", "y/a", "y/b", "y/c", "z/a", "z/b", "z/c", "x/d"}
+	text := strings.Join(names, " ") + "\n"
+	for _, n := range names {
+		text += n + " " + strings.Repeat(".", len(names)) + "\n"
+	}
+	single := &Scenario{
+		Name:   "single-stack pod in an IPv6 probe",
+		Setup:  func(m *Model) { m.AddSingleStackPod("x", "d", Node1, IPv4) },
+		Probes: expect(text, tcp80v6),
+	}
+	if err := single.Validate(single.Model()); err == nil || !strings.Contains(err.Error(), "no IPv6 address") {
+		t.Errorf("Validate of a matrix naming a pod without an address of the family: %v", err)
+	}
 	if err := (&Scenario{Name: "no probes"}).Validate(NewModel()); err == nil {
 		t.Errorf("Validate accepted a scenario without probes")
 	}
@@ -103,7 +117,7 @@ func TestCatalogCoversEveryFeature(t *testing.T) {
 		"numeric port", "named port", "named port in egress", "named port numbers differ between pods",
 		"named port missing on a pod", "endPort", "protocol without port", "protocol defaults to TCP",
 		"policy protocol TCP", "policy protocol UDP", "policy protocol SCTP",
-		"probe TCP", "probe UDP", "probe SCTP", "probe IPv4", "probe IPv6", "pods with two addresses",
+		"probe TCP", "probe UDP", "probe SCTP", "probe IPv4", "probe IPv6", "pods with two addresses", "single-stack pod",
 		"pods on two nodes", "pods on one node", "same-node flow isolated at both ends",
 		"host-network pod", "finished pod with reused address", "node traffic", "several policies", "bad input",
 	}
@@ -305,6 +319,7 @@ func features(s *Scenario) map[string]bool {
 		}
 		if len(p.Status.PodIPs) != 2 {
 			allDual = false
+			f["single-stack pod"] = true
 		}
 		for _, c := range p.Spec.Containers {
 			for _, cp := range c.Ports {

@@ -170,6 +170,19 @@ func (m *Model) AddPod(namespace, name, node string) *corev1.Pod {
 	return m.addPod(namespace, name, node, false, []netip.Addr{v4, v6})
 }
 
+// AddSingleStackPod is AddPod for a pod with an address of one family only
+// (the one AddPod would give it); probes of the other family leave it out.
+func (m *Model) AddSingleStackPod(namespace, name, node string, f Family) *corev1.Pod {
+	p := m.AddPod(namespace, name, node)
+	keep := p.Status.PodIPs[0]
+	if f == IPv6 {
+		keep = p.Status.PodIPs[1]
+	}
+	p.Status.PodIP = keep.IP
+	p.Status.PodIPs = []corev1.PodIP{keep}
+	return p
+}
+
 // AddHostNetworkPod adds a running host-network pod labelled pod=<name>: its
 // addresses are its node's. Label selectors never match such a pod; only
 // ipBlocks do, and its traffic to pods of its own node is node traffic.
@@ -201,8 +214,10 @@ func (m *Model) addPod(namespace, name, node string, hostNetwork bool, ips []net
 			HostIP:  host.IPs[0].String(),
 			HostIPs: []corev1.HostIP{{IP: host.IPs[0].String()}, {IP: host.IPs[1].String()}},
 			PodIP:   ips[0].String(),
-			PodIPs:  []corev1.PodIP{{IP: ips[0].String()}, {IP: ips[1].String()}},
 		},
+	}
+	for _, ip := range ips {
+		p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: ip.String()})
 	}
 	m.Pods = append(m.Pods, p)
 	return p

@@ -126,6 +126,20 @@ func TestModelChanges(t *testing.T) {
 		t.Errorf("a finished pod is an endpoint")
 	}
 
+	v4only := m.AddSingleStackPod("z", "d", Node1, IPv4)
+	v6only := m.AddSingleStackPod("z", "e", Node1, IPv6)
+	if len(v4only.Status.PodIPs) != 1 || v4only.Status.PodIP != "10.32.3.4" || v4only.Status.PodIPs[0].IP != "10.32.3.4" {
+		t.Errorf("IPv4-only pod: podIP %s podIPs %v", v4only.Status.PodIP, v4only.Status.PodIPs)
+	}
+	if len(v6only.Status.PodIPs) != 1 || v6only.Status.PodIP != "fd00::3:5" {
+		t.Errorf("IPv6-only pod: podIP %s podIPs %v", v6only.Status.PodIP, v6only.Status.PodIPs)
+	}
+	if e, _ := m.Endpoint("z/d"); len(e.IPs) != 1 {
+		t.Errorf("IPv4-only endpoint addresses %v", e.IPs)
+	} else if _, ok := e.IP(IPv6); ok {
+		t.Errorf("IPv4-only endpoint has an IPv6 address")
+	}
+
 	kinds := map[string]EndpointKind{}
 	for _, e := range m.Endpoints() {
 		kinds[e.Name] = e.Kind
@@ -135,8 +149,8 @@ func TestModelChanges(t *testing.T) {
 			t.Errorf("endpoint %s is a %s, want %s", name, kinds[name], want)
 		}
 	}
-	if got := len(m.PodNames()); got != 13 {
-		t.Errorf("PodNames has %d names, want 13", got)
+	if got := len(m.PodNames()); got != 15 {
+		t.Errorf("PodNames has %d names, want 15", got)
 	}
 
 	m.SetNamedPort("y/b", "serve-81-udp", 8181)

@@ -40,15 +40,19 @@ func (s *Scenario) Model() *Model {
 	return m
 }
 
-// Validate checks that every matrix of the scenario lists every pod of m as a
-// source and as a destination, names only endpoints of m, and that those
-// endpoints have an address of the probe's family.
+// Validate checks that every matrix of the scenario lists as a source and as
+// a destination every pod of m that has an address of the probe's family, and
+// names only endpoints of m that have one.
 func (s *Scenario) Validate(m *Model) error {
 	if len(s.Probes) == 0 {
 		return fmt.Errorf("scenario %s: no probes", s.Name)
 	}
 	for _, p := range s.Probes {
 		for _, pod := range m.PodNames() {
+			e, _ := m.Endpoint(pod)
+			if _, ok := e.IP(p.Family); !ok {
+				continue // a single-stack pod of the other family
+			}
 			if !slices.Contains(p.Expect.From, pod) || !slices.Contains(p.Expect.To, pod) {
 				return fmt.Errorf("scenario %s, probe %s: the matrix must list pod %s as a row and as a column", s.Name, p.ProbeKey, pod)
 			}
@@ -80,7 +84,8 @@ func (k ProbeKey) String() string {
 }
 
 // Probe is a probe and the matrix it must give. The matrix lists every pod of
-// the scenario's model as a source and as a destination, and may list nodes.
+// the scenario's model that has an address of the probe's family as a source
+// and as a destination, and may list nodes.
 type Probe struct {
 	ProbeKey
 	Expect *Matrix
