@@ -90,6 +90,17 @@ func render(rs *ir.Ruleset) (*state, error) {
 			}
 		}
 	}
+	// Every rule is checked, also those no group of their family needs now:
+	// whether a ruleset is refused must not depend on which pods run.
+	check := &renderer{chains: chains, sets: sets, st: emptyState(), checkOnly: true, checked: map[string]bool{}}
+	for i := range rs.Chains {
+		c := &rs.Chains[i]
+		for j := range c.Rules {
+			if _, err := check.ruleSpec(c, &c.Rules[j]); err != nil {
+				return nil, fmt.Errorf("ruleset: chain %s (%s) rule %d: %w", c.Name, c.Policy, j, err)
+			}
+		}
+	}
 	r := &renderer{chains: chains, sets: sets, st: st}
 	for _, fam := range families {
 		if err := r.renderFamily(rs, fam); err != nil {
@@ -103,6 +114,9 @@ type renderer struct {
 	chains map[string]*ir.Chain
 	sets   map[string]*ir.Set
 	st     *state
+	// checkOnly renderers check rules and sets without rendering members.
+	checkOnly bool
+	checked   map[string]bool
 }
 
 func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
@@ -260,7 +274,16 @@ func (r *renderer) useSet(name string, fam ir.Family, kinds ...ir.SetKind) (stri
 	if !slices.Contains(kinds, s.Kind) {
 		return "", fmt.Errorf("set %s holds %s members, which this match cannot use", name, s.Kind)
 	}
-	if _, done := r.st.sets[name]; done {
+	if _, done := r.st.sets[name]; done || r.checked[name] {
+		return name, nil
+	}
+	if r.checkOnly {
+		r.checked[name] = true
+		for _, e := range s.Endpoints {
+			if !hasPorts(e.Protocol) {
+				return "", fmt.Errorf("set %s: endpoint %s: protocol %s has no ports", name, e, protoName(e.Protocol))
+			}
+		}
 		return name, nil
 	}
 	var (
