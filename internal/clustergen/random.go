@@ -2,6 +2,8 @@ package clustergen
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"math/rand/v2"
 	"net/netip"
 
@@ -83,6 +85,11 @@ func Random(rng *rand.Rand, cfg RandomConfig) *Cluster {
 			},
 			Spec:   corev1.PodSpec{NodeName: node},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning},
+		}
+		if rng.IntN(2) == 0 { // the kubelet reports the node's addresses, mostly
+			for _, ip := range c.NodeIPs[node] {
+				p.Status.HostIPs = append(p.Status.HostIPs, corev1.HostIP{IP: ip.String()})
+			}
 		}
 		var ports []corev1.ContainerPort
 		for _, name := range portNames {
@@ -320,6 +327,11 @@ func RandomFlows(rng *rand.Rand, c *Cluster, n int) []policy.Flow {
 	}
 	for _, ip := range c.External {
 		add(ip)
+	}
+	for _, node := range slices.Sorted(maps.Keys(c.NodeIPs)) {
+		for _, ip := range c.NodeIPs[node] {
+			add(ip)
+		}
 	}
 	protos := []policy.Protocol{policy.TCP, policy.TCP, policy.UDP, policy.SCTP, policy.ICMP}
 	ports := append([]int32{1, 443, 9000}, portNumbers...)

@@ -15,7 +15,7 @@ import (
 
 // packetFor is how node sees the first packet of f.
 func packetFor(s *policy.Snapshot, f policy.Flow, node string) ir.Packet {
-	return ir.Packet{Src: f.Src, Dst: f.Dst, Protocol: uint8(f.Protocol), Port: f.Port, FromHost: s.IsNodeAddress(f.Src, node)}
+	return ir.Packet{Src: f.Src, Dst: f.Dst, Protocol: uint8(f.Protocol), Port: f.Port, FromHost: s.IsNodeAddress(f.Src, node), ToHost: s.IsNodeAddress(f.Dst, node)}
 }
 
 // mismatches compares, for every flow, the evaluator with the compiled and

@@ -114,8 +114,12 @@ func reason(c policy.Check) string {
 		return "the source is not a pod, so no egress policy applies"
 	case c.Pod == nil:
 		return "the destination is not a pod, so no ingress policy applies"
+	case c.Self:
+		return "a pod's traffic to itself is always allowed"
 	case c.FromNode:
 		return "traffic from the pod's own node is always allowed"
+	case c.ToNode:
+		return "traffic to the pod's own node is always allowed"
 	case !c.Enforced:
 		return fmt.Sprintf("%s of %s is not enforced here (the pod runs on node %q)", dir, c.Pod.Key(), c.Pod.NodeName)
 	case len(c.IsolatedBy) == 0:

@@ -11,7 +11,9 @@
 // Ingress, source for Egress) is a member: the chains are tried in order and the
 // first rule that matches decides (Accept). A packet that no rule accepts is
 // dropped. A packet whose address is in no group of a direction passes that
-// direction. Packets from the node itself are always accepted. Verdict carries
+// direction. Packets between the node and its pods, and a pod's packets to
+// itself, are always accepted: they never take the forward path, so backends
+// hook only forwarding. Verdict carries
 // Drop (ends the direction with a drop) and Pass (leaves the current chain for
 // the group's next one) too, so ordered tiers (ClusterNetworkPolicy) fit
 // without change.

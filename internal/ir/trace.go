@@ -10,8 +10,9 @@ type Packet struct {
 	Src, Dst netip.Addr
 	Protocol uint8
 	Port     uint16
-	// FromHost is set for packets the node itself sends.
-	FromHost bool
+	// FromHost is set for packets the node itself sends, ToHost for packets
+	// to the node itself.
+	FromHost, ToHost bool
 }
 
 // Result is the outcome of a trace.
@@ -55,7 +56,9 @@ func NewTracer(rs *Ruleset) *Tracer {
 
 // Trace returns what the ruleset does with p.
 func (t *Tracer) Trace(p Packet) Result {
-	if p.FromHost {
+	// The node's own traffic with its pods, and a pod's traffic to itself,
+	// never crosses the forward path.
+	if p.FromHost || p.ToHost || p.Src == p.Dst {
 		return Result{Accepted: true}
 	}
 	if g := t.groups[Egress][p.Src]; g != nil {

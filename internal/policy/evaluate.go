@@ -35,7 +35,11 @@ type Check struct {
 	AllowedBy []RuleRef
 	// FromNode: ingress from the pod's own node, which is always allowed.
 	FromNode bool
-	Allowed  bool
+	// ToNode: egress to the pod's own node, which is always allowed.
+	ToNode bool
+	// Self: the pod talks to itself, which it can never block.
+	Self    bool
+	Allowed bool
 }
 
 // Decision is the evaluator's answer for one flow.
@@ -65,7 +69,8 @@ func (d *Decision) Blocked() []Direction {
 type Evaluator struct {
 	Snapshot *Snapshot
 	Node     string
-	// NodeIPs are addresses of the node itself; traffic from them is always allowed.
+	// NodeIPs are addresses of Node not known from its pods' status.hostIPs;
+	// traffic between the node and its pods is always allowed.
 	NodeIPs []netip.Addr
 }
 
@@ -75,18 +80,27 @@ func (e *Evaluator) Decide(f Flow) Decision {
 	d := Decision{Flow: f, Src: s.PodByIP(f.Src), Dst: s.PodByIP(f.Dst)}
 	d.Egress = e.check(Egress, d.Src, f.Dst, d.Dst, f)
 	d.Ingress = e.check(Ingress, d.Dst, f.Src, d.Src, f)
-	if d.Ingress.Pod != nil && e.fromNode(f.Src, d.Ingress.Pod) {
-		d.Ingress.FromNode = true
-		d.Ingress.Allowed = true
+	// Traffic between a pod and its own node, and a pod's traffic to itself,
+	// is always allowed: the node runs the pod (kubelet probes), and a pod
+	// cannot block access to itself.
+	if d.Ingress.Pod != nil && e.isNodeOf(f.Src, d.Ingress.Pod) {
+		d.Ingress.FromNode, d.Ingress.Allowed = true, true
+	}
+	if d.Egress.Pod != nil && e.isNodeOf(f.Dst, d.Egress.Pod) {
+		d.Egress.ToNode, d.Egress.Allowed = true, true
+	}
+	if d.Src != nil && d.Src == d.Dst {
+		d.Egress.Self, d.Egress.Allowed = true, true
+		d.Ingress.Self, d.Ingress.Allowed = true, true
 	}
 	d.Allowed = d.Egress.Allowed && d.Ingress.Allowed
 	return d
 }
 
-// fromNode reports whether src is the node that runs dst: one of NodeIPs, or
-// the address of a host-network pod on dst's node.
-func (e *Evaluator) fromNode(src netip.Addr, dst *Pod) bool {
-	return slices.Contains(e.NodeIPs, src) || e.Snapshot.IsNodeAddress(src, dst.NodeName)
+// isNodeOf reports whether addr is the node that runs pod.
+func (e *Evaluator) isNodeOf(addr netip.Addr, pod *Pod) bool {
+	return e.Snapshot.IsNodeAddress(addr, pod.NodeName) ||
+		(e.Node != "" && pod.NodeName == e.Node && slices.Contains(e.NodeIPs, addr))
 }
 
 // check evaluates the policies of pod for direction dir; peerIP/peerPod is the

@@ -93,7 +93,9 @@ type Pod struct {
 	// addresses may already belong to a new pod, so they match nothing.
 	Finished bool
 	IPs      []netip.Addr
-	Ports    []ContainerPort
+	// HostIPs are the addresses of the pod's node (status.hostIPs).
+	HostIPs []netip.Addr
+	Ports   []ContainerPort
 }
 
 // Key is "namespace/name".

@@ -49,6 +49,19 @@ func PodFromAPI(p *corev1.Pod) *Pod {
 	if p.Status.PodIP != "" {
 		addIP(p.Status.PodIP)
 	}
+	hostSeen := map[netip.Addr]bool{}
+	addHostIP := func(s string) {
+		if ip, err := netip.ParseAddr(s); err == nil && !hostSeen[ip.Unmap()] {
+			hostSeen[ip.Unmap()] = true
+			out.HostIPs = append(out.HostIPs, ip.Unmap())
+		}
+	}
+	for _, ip := range p.Status.HostIPs {
+		addHostIP(ip.IP)
+	}
+	if p.Status.HostIP != "" {
+		addHostIP(p.Status.HostIP)
+	}
 	for _, c := range p.Spec.Containers {
 		for _, cp := range c.Ports {
 			if cp.Name == "" || cp.ContainerPort <= 0 || cp.ContainerPort > 65535 {

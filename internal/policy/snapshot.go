@@ -28,7 +28,7 @@ type Snapshot struct {
 	podsByNamespace     map[string][]*Pod
 	policiesByNamespace map[string][]*Policy
 	podsByIP            map[netip.Addr]*Pod
-	hostNetworkNodes    map[netip.Addr][]string // host-network pod address → nodes
+	nodesByAddr         map[netip.Addr][]string // node address → nodes
 }
 
 // NewSnapshot normalises the objects. Objects are not modified or retained.
@@ -58,7 +58,7 @@ func BuildSnapshot(namespaces []*Namespace, pods []*Pod, policies []*Policy) *Sn
 		podsByNamespace:     make(map[string][]*Pod),
 		policiesByNamespace: make(map[string][]*Policy),
 		podsByIP:            make(map[netip.Addr]*Pod, len(pods)),
-		hostNetworkNodes:    make(map[netip.Addr][]string),
+		nodesByAddr:         make(map[netip.Addr][]string),
 	}
 	for _, ns := range namespaces {
 		s.Namespaces[ns.Name] = ns
@@ -76,9 +76,12 @@ func BuildSnapshot(namespaces []*Namespace, pods []*Pod, policies []*Policy) *Sn
 			s.Namespaces[p.Namespace] = &Namespace{Name: p.Namespace, Labels: labels.Set{NamespaceNameLabel: p.Namespace}}
 		}
 		s.podsByNamespace[p.Namespace] = append(s.podsByNamespace[p.Namespace], p)
-		if p.HostNetwork && !p.Finished && p.NodeName != "" {
-			for _, ip := range p.IPs {
-				s.hostNetworkNodes[ip] = append(s.hostNetworkNodes[ip], p.NodeName)
+		if p.NodeName != "" {
+			// A node's addresses are known from its pods: their host IPs,
+			// and the IPs of host-network pods.
+			s.addNodeAddrs(p.NodeName, p.HostIPs)
+			if p.HostNetwork && !p.Finished {
+				s.addNodeAddrs(p.NodeName, p.IPs)
 			}
 		}
 		if !p.Selectable() {
@@ -108,10 +111,18 @@ func podLess(a, b *Pod) bool {
 // PodByIP returns the selectable pod holding addr, or nil.
 func (s *Snapshot) PodByIP(addr netip.Addr) *Pod { return s.podsByIP[addr] }
 
-// IsNodeAddress reports whether addr is the address of node, as known from
-// the host-network pods running there.
+func (s *Snapshot) addNodeAddrs(node string, addrs []netip.Addr) {
+	for _, a := range addrs {
+		if !slices.Contains(s.nodesByAddr[a], node) {
+			s.nodesByAddr[a] = append(s.nodesByAddr[a], node)
+		}
+	}
+}
+
+// IsNodeAddress reports whether addr is an address of node, as known from
+// the pods running there (status.hostIPs, and host-network pods' IPs).
 func (s *Snapshot) IsNodeAddress(addr netip.Addr, node string) bool {
-	return node != "" && slices.Contains(s.hostNetworkNodes[addr], node)
+	return node != "" && slices.Contains(s.nodesByAddr[addr], node)
 }
 
 // Pod returns the pod namespace/name, or nil.

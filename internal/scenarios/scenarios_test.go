@@ -14,14 +14,6 @@ import (
 	"github.com/weftnet/weft/internal/scenarios"
 )
 
-// knownBugs are scenarios whose matrices follow the NetworkPolicy
-// specification but that weft does not pass yet; each is reported to the
-// owners of internal/policy and internal/compile.
-var knownBugs = map[string]string{
-	"egress-to-own-node-always-allowed": "BUG: egress from a pod to the node it runs on is blocked by egress isolation " +
-		"(evaluator and ir agree); the NetworkPolicy documentation says traffic to and from the pod's node is always allowed",
-}
-
 // harness holds one scenario's model, snapshot and compiled rulesets.
 type harness struct {
 	model     *scenarios.Model
@@ -62,8 +54,10 @@ func sentByNode(src scenarios.Endpoint, node string) bool {
 	return src.Kind != scenarios.PodEndpoint && src.Node == node
 }
 
-func packet(f policy.Flow, fromHost bool) ir.Packet {
-	return ir.Packet{Src: f.Src, Dst: f.Dst, Protocol: uint8(f.Protocol), Port: f.Port, FromHost: fromHost}
+// packet is how node sees f: from the node itself, to the node itself, or forwarded.
+func packet(f policy.Flow, src, dst scenarios.Endpoint, node string) ir.Packet {
+	return ir.Packet{Src: f.Src, Dst: f.Dst, Protocol: uint8(f.Protocol), Port: f.Port,
+		FromHost: sentByNode(src, node), ToHost: sentByNode(dst, node)}
 }
 
 // checker is one way of deciding a flow between two endpoints.
@@ -76,13 +70,18 @@ type checker struct {
 func (h *harness) checkers() []checker {
 	return []checker{
 		{"evaluator (every pod local)", func(src, dst scenarios.Endpoint, f policy.Flow) bool {
-			// The evaluator speaks for the destination's node: traffic from that
-			// node's own addresses is node traffic.
-			e := &policy.Evaluator{Snapshot: h.snap, NodeIPs: h.nodeIPs(dst.Node)}
+			// Node addresses are known from the pods' status.hostIPs.
+			e := &policy.Evaluator{Snapshot: h.snap}
 			return e.Decide(f).Allowed
 		}},
 		{"ir (every pod local)", func(src, dst scenarios.Endpoint, f policy.Flow) bool {
-			return h.whole.Trace(packet(f, sentByNode(src, dst.Node))).Accepted
+			// One node runs both ends' checks; it is the destination's node,
+			// unless the destination is a node or host-network address.
+			node := dst.Node
+			if dst.Kind != scenarios.PodEndpoint {
+				node = src.Node
+			}
+			return h.whole.Trace(packet(f, src, dst, node)).Accepted
 		}},
 		{"evaluator per node", func(src, dst scenarios.Endpoint, f policy.Flow) bool {
 			// The source's node checks egress, the destination's node ingress.
@@ -94,7 +93,7 @@ func (h *harness) checkers() []checker {
 			// The packet crosses the source's node and the destination's node
 			// (one node when both run there); each must let it through.
 			for _, node := range slices.Compact([]string{src.Node, dst.Node}) {
-				if !h.perNode[node].Trace(packet(f, sentByNode(src, node))).Accepted {
+				if !h.perNode[node].Trace(packet(f, src, dst, node)).Accepted {
 					return false
 				}
 			}
@@ -148,9 +147,6 @@ func TestScenarios(t *testing.T) {
 	}
 	for _, sc := range all {
 		t.Run(sc.Name, func(t *testing.T) {
-			if bug, ok := knownBugs[sc.Name]; ok {
-				t.Skip(bug)
-			}
 			h := newHarness(sc)
 			if err := sc.Validate(h.model); err != nil {
 				t.Fatal(err)
@@ -182,8 +178,6 @@ func TestScenarios(t *testing.T) {
 // itself never leave its network namespace, so the kernel always lets them
 // through.
 func TestSelfTraffic(t *testing.T) {
-	t.Skip("BUG: the evaluator and the ir block a pod's connection to its own address when the pod is isolated " +
-		"(e.g. deny-all-ingress, x/a -> x/a TCP/80); the specification says a pod cannot block access to itself")
 	for _, sc := range scenarios.All() {
 		t.Run(sc.Name, func(t *testing.T) {
 			h := newHarness(sc)

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRunBadFlags(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--backend", "pf"}, `--backend "pf": want one of auto, nftables, iptables`},
+		{[]string{"--log-format", "xml"}, `--log-format "xml": want one of text, json`},
+		{[]string{"--iptables-mode", "both"}, `--iptables-mode "both": want one of auto, nft, legacy`},
+		{[]string{"--nflog-group", "70000"}, "--nflog-group 70000: want 0-65535"},
+		{[]string{"--nflog-group", "x"}, `invalid value "x" for flag -nflog-group`},
+		{[]string{"--metrics-addr", "6781"}, `--metrics-addr "6781": want HOST:PORT or :PORT`},
+		{[]string{"--kubeconfig", "/nonexistent/kubeconfig", "--node-name", "n"}, "--kubeconfig: stat /nonexistent/kubeconfig"},
+		{[]string{"stray"}, `unexpected argument "stray"`},
+	}
+	for _, tc := range cases {
+		code, _, errOut := runWeft(append([]string{"run"}, tc.args...)...)
+		if code != exitUsage {
+			t.Errorf("run %v: exit %d, want %d (stderr %q)", tc.args, code, exitUsage, errOut)
+		}
+		if !strings.Contains(errOut, tc.want) {
+			t.Errorf("run %v: stderr lacks %q:\n%s", tc.args, tc.want, errOut)
+		}
+	}
+}
+
+func TestCleanupBadFlags(t *testing.T) {
+	code, _, errOut := runWeft("cleanup", "--backend", "ebpf")
+	if code != exitUsage || !strings.Contains(errOut, `--backend "ebpf"`) {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestGatherList(t *testing.T) {
+	got := strings.Join(gatherList([]string{"--files", "a", "b", "--from", "x", "--files", "c"}, "files"), " ")
+	if want := "--files=a --files=b --from x --files=c"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
