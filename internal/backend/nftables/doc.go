@@ -20,22 +20,18 @@
 //	  chain forward-egress  { type filter hook forward priority filter + 5; policy accept;
 //	    ct state established,related accept
 //	    icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
+//	    ip saddr . ip daddr @self-ip4 accept       # a pod's packets to itself
+//	    ip6 saddr . ip6 daddr @self-ip6 accept
 //	    ip saddr vmap @egress-ip4
 //	    ip6 saddr vmap @egress-ip6
 //	  }
 //	  chain forward-ingress { type filter hook forward priority filter + 6; policy accept;
 //	    ct state established,related accept
 //	    icmpv6 type { ...neighbour discovery... } ip6 hoplimit 255 accept
+//	    ip saddr . ip daddr @self-ip4 accept
+//	    ip6 saddr . ip6 daddr @self-ip6 accept
 //	    ip daddr vmap @ingress-ip4
 //	    ip6 daddr vmap @ingress-ip6
-//	  }
-//	  # egress of local pods talking to their own node (no ingress: the
-//	  # destination is no pod). Packets the node sends are never filtered.
-//	  chain input-egress    { type filter hook input priority filter + 5; policy accept;
-//	    ct state established,related accept
-//	    icmpv6 type { ...neighbour discovery... } ip6 hoplimit 255 accept
-//	    ip saddr vmap @egress-ip4
-//	    ip6 saddr vmap @egress-ip6
 //	  }
 //	  map ingress-ip4 { type ipv4_addr : verdict;   # local pod address -> its group
 //	    elements = { 10.32.0.7 comment "y/a" : jump weft-g-... } }
@@ -49,13 +45,20 @@
 //	  chain weft-p-aaa {                           # one per ir.Chain
 //	    ip saddr @weft-s1 meta l4proto tcp th dport 80 accept comment "y/allow-web ingress[0]"
 //	    ip6 saddr @weft-s2 meta l4proto tcp th dport 80 accept comment "y/allow-web ingress[0]"
-//	    ip saddr @weft-n1 ip daddr . meta l4proto . th dport @weft-e1 accept comment "..."
+//	    ip saddr @weft-n1 meta l4proto tcp ip daddr . meta l4proto . th dport @weft-e1 accept comment "..."
 //	    meta nfproto ipv4 accept comment "..."     # a rule with any peer, any port
 //	  }
 //	  set weft-s1 { type ipv4_addr; }                          # ir.AddrSet (pods)
 //	  set weft-n1 { type ipv4_addr; flags interval; }          # ir.NetSet (ipBlock - except)
 //	  set weft-e1 { type ipv4_addr . inet_proto . inet_service; }  # ir.EndpointSet (named port)
+//	  set self-ip4 { type ipv4_addr . ipv4_addr; }  # each isolated local pod address . itself
 //	}
+//
+// Only the forward hook is used: packets between the node and its pods
+// (kubelet probes, a pod calling its node) never take it and are always
+// allowed, as ir says. A pod's packets to itself normally stay inside the
+// pod; when a service sends them back to it through the node, the self sets
+// let them pass, again as ir says.
 //
 // IPv6 neighbour and router discovery (ICMPv6 types 133-136 with hop limit
 // 255) always passes: it is IPv6's ARP, no connection, and without it an

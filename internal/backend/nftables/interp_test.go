@@ -65,6 +65,7 @@ type nftRule struct {
 
 type nftSet struct {
 	family    string // ip or ip6
+	pairs     bool   // addr . addr
 	concat    bool
 	interval  bool
 	addrs     map[netip.Addr]bool
@@ -176,11 +177,25 @@ func parseSet(s *knftables.FakeSet) (*nftSet, error) {
 		is.family, is.concat = "ip", true
 	case "ipv6_addr . inet_proto . inet_service":
 		is.family, is.concat = "ip6", true
+	case "ipv4_addr . ipv4_addr":
+		is.family, is.pairs = "ip", true
+	case "ipv6_addr . ipv6_addr":
+		is.family, is.pairs = "ip6", true
 	default:
 		return nil, fmt.Errorf("unsupported type %q", s.Type)
 	}
 	for _, e := range s.Elements {
 		switch {
+		case is.pairs:
+			if len(e.Key) != 2 {
+				return nil, fmt.Errorf("element %v is not addr . addr", e.Key)
+			}
+			a, err1 := netip.ParseAddr(e.Key[0])
+			b, err2 := netip.ParseAddr(e.Key[1])
+			if err1 != nil || err2 != nil || a.Is4() != (is.family == "ip") || b.Is4() != a.Is4() {
+				return nil, fmt.Errorf("element %v: bad addresses", e.Key)
+			}
+			is.endpoints[a.String()+" "+b.String()] = true
 		case is.concat:
 			if len(e.Key) != 3 {
 				return nil, fmt.Errorf("element %v is not addr . proto . port", e.Key)
@@ -363,6 +378,19 @@ func (in *nftInterp) parseRule(text string) (*nftRule, error) {
 				return s.endpoints[fmt.Sprintf("%s %d %d", p.dst, p.proto, p.port)], nil
 			})
 			tok = tok[9:]
+		case len(tok) >= 6 && (tok[0] == "ip" || tok[0] == "ip6") && tok[1] == "saddr" && tok[2] == "." && tok[3] == tok[0] && tok[4] == "daddr":
+			fam, name := tok[0], strings.TrimPrefix(tok[5], "@")
+			s := in.sets[name]
+			if s == nil || !strings.HasPrefix(tok[5], "@") {
+				return nil, fmt.Errorf("lookup of unknown set %q", tok[5])
+			}
+			if !s.pairs || s.family != fam {
+				return nil, fmt.Errorf("set %s does not hold %s addr . addr", name, fam)
+			}
+			r.conds = append(r.conds, familyCond(fam), func(p *nftPacket) (bool, error) {
+				return s.endpoints[p.src.String()+" "+p.dst.String()], nil
+			})
+			tok = tok[6:]
 		case len(tok) >= 4 && (tok[0] == "ip" || tok[0] == "ip6") && (tok[1] == "saddr" || tok[1] == "daddr") && tok[2] == "vmap":
 			fam, name := tok[0], strings.TrimPrefix(tok[3], "@")
 			if in.maps[name] == nil && !strings.HasPrefix(tok[3], "@") {
@@ -384,7 +412,7 @@ func (in *nftInterp) parseRule(text string) (*nftRule, error) {
 			if s == nil || !strings.HasPrefix(tok[2], "@") {
 				return nil, fmt.Errorf("lookup of unknown set %q", tok[2])
 			}
-			if s.concat || s.family != fam {
+			if s.concat || s.pairs || s.family != fam {
 				return nil, fmt.Errorf("set %s is no %s address set", name, fam)
 			}
 			r.conds = append(r.conds, familyCond(fam), func(p *nftPacket) (bool, error) {

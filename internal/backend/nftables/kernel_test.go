@@ -78,13 +78,9 @@ func kernelMatches(t *testing.T, rs *ir.Ruleset) {
 	}
 	for name, s := range want.sets {
 		var wantKeys []string
-		tx := knftables.NewFake(knftables.InetFamily, tableName).NewTransaction()
-		addSetElements(tx, s, nil)
-		for _, line := range strings.Split(strings.TrimSpace(tx.String()), "\n") {
-			if line != "" {
-				key := line[strings.Index(line, "{ ")+2 : strings.LastIndex(line, " }")]
-				wantKeys = append(wantKeys, strings.TrimSuffix(key, "/32"))
-			}
+		added, _ := setKeyDiff(nil, s)
+		for _, k := range added {
+			wantKeys = append(wantKeys, strings.TrimSuffix(strings.Join(k, " . "), "/32"))
 		}
 		elems, err := nft.ListElements(ctx, "set", name)
 		if err != nil {
@@ -155,8 +151,8 @@ func TestKernelApplyAndIncrementalUpdate(t *testing.T) {
 		}
 	}
 
-	// Membership only: a pod joins a peer set, another pod joins group a,
-	// one leaves group b.
+	// Membership only: a pod joins a peer set, another pod joins group a
+	// (and the self set), b leaves group b (and the self sets).
 	rs2 := exampleRuleset()
 	rs2.Sets[2].Addrs = append(rs2.Sets[2].Addrs, addr("10.32.0.10")) // weft-web4
 	rs2.Groups[0].Members = append(rs2.Groups[0].Members, ir.Member{Addr: addr("10.32.0.11"), Pod: "y/a2"})
@@ -165,8 +161,8 @@ func TestKernelApplyAndIncrementalUpdate(t *testing.T) {
 		t.Fatalf("incremental Apply: %v", err)
 	}
 	st := b.LastSync()
-	if !st.ElementsOnly() || st.ElementsAdded != 2 || st.ElementsDeleted != 2 || st.Operations != 4 {
-		t.Errorf("membership change: want a transaction of 2 element adds and 2 deletes, got %+v", st)
+	if !st.ElementsOnly() || st.ElementsAdded != 3 || st.ElementsDeleted != 4 || st.Operations != 7 {
+		t.Errorf("membership change: want a transaction of 3 element adds and 4 deletes, got %+v", st)
 	}
 	kernelMatches(t, rs2)
 
@@ -184,6 +180,19 @@ func TestKernelApplyAndIncrementalUpdate(t *testing.T) {
 	if l := nftCmd(t, "list", "chain", "inet", tableName, "weft-p-allow-ext"); !strings.Contains(l, "udp dport 5000-5020 accept") {
 		t.Errorf("chain not rewritten:\n%s", l)
 	}
+
+	// Many members of one set go: one batched command.
+	rs4 := exampleRuleset()
+	rs4.Chains[1].Rules[1].PortMax = 5020
+	rs4.Sets[1].Prefixes = rs4.Sets[1].Prefixes[:2] // weft-ext loses 6 of 8
+	if err := b.Apply(ctx, rs4); err != nil {
+		t.Fatalf("Apply after deleting set members: %v", err)
+	}
+	if st := b.LastSync(); !st.ElementsOnly() || st.ElementsDeleted != 6 || st.Operations != 1 {
+		t.Errorf("deleting 6 members of one set: want one batched command, got %+v", st)
+	}
+	kernelMatches(t, rs4)
+	rs3 = rs4
 
 	// An unchanged ruleset sends nothing.
 	if err := b.Apply(ctx, rs3); err != nil {
@@ -378,7 +387,7 @@ func TestKernelScaleMembershipChange(t *testing.T) {
 		name string
 		pods []*corev1.Pod
 	}{
-		{"relabel a remote pod", relabelRemotePod(c, node)},
+		{"relabel a pod", relabelOnePod(c, node)},
 		{"add a local pod", addLocalPod(c, node)},
 	} {
 		rs2 := compile.Compile(rebuild(c, change.pods), node)
@@ -401,14 +410,24 @@ func TestKernelScaleMembershipChange(t *testing.T) {
 	}
 }
 
-// relabelRemotePod returns c's pods with one remote pod's app label changed
-// such that it leaves or joins a peer set of node's ruleset.
-func relabelRemotePod(c *clustergen.Cluster, node string) []*corev1.Pod {
+// relabelOnePod returns c's pods with one pod's app label changed such that
+// node's ruleset changes in membership only: the pod leaves or joins peer
+// sets (or moves to another existing group), and no chain or group appears
+// or goes. Remote pods are tried first.
+func relabelOnePod(c *clustergen.Cluster, node string) []*corev1.Pod {
 	before := compile.Compile(c.Snapshot, node)
-	for i, p := range c.Pods {
-		if p.Spec.NodeName == node {
-			continue
+	addrEq := cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+	prefixEq := cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
+	var order []int
+	for _, remote := range []bool{true, false} {
+		for i, p := range c.Pods {
+			if (p.Spec.NodeName != node) == remote {
+				order = append(order, i)
+			}
 		}
+	}
+	for _, i := range order[:min(len(order), 300)] {
+		p := c.Pods[i]
 		for _, app := range []string{"app-1", "app-2", "app-3"} {
 			if p.Labels["app"] == app {
 				continue
@@ -418,12 +437,23 @@ func relabelRemotePod(c *clustergen.Cluster, node string) []*corev1.Pod {
 			q.Labels["app"] = app
 			pods[i] = q
 			after := compile.Compile(rebuild(c, pods), node)
-			if !cmp.Equal(before.Sets, after.Sets, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })) {
+			if !cmp.Equal(before.Chains, after.Chains) || !sameNames(before.Groups, after.Groups) || !sameSetNames(before.Sets, after.Sets) {
+				continue
+			}
+			if !cmp.Equal(before, after, addrEq, prefixEq) {
 				return pods
 			}
 		}
 	}
-	panic("no remote pod whose labels matter")
+	panic("no pod whose relabelling changes membership only")
+}
+
+func sameNames(a, b []ir.Group) bool {
+	return slices.EqualFunc(a, b, func(x, y ir.Group) bool { return x.Name == y.Name })
+}
+
+func sameSetNames(a, b []ir.Set) bool {
+	return slices.EqualFunc(a, b, func(x, y ir.Set) bool { return x.Name == y.Name })
 }
 
 // addLocalPod returns c's pods plus a new local pod with the labels and ports

@@ -30,6 +30,9 @@ type Config struct {
 type Backend struct {
 	log *slog.Logger
 	nft knftables.Interface
+	// batch is the number of set elements per nft command (see
+	// writeSetElements); 1 with knftables' fake.
+	batch int
 
 	mu sync.Mutex
 	// applied is what the kernel holds as far as this process knows; nil
@@ -76,15 +79,20 @@ func New(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newBackend(cfg, nft), nil
+	b := newBackend(cfg, nft)
+	b.batch = elementBatch
+	return b, nil
 }
+
+// elementBatch is the number of set elements one nft command carries.
+const elementBatch = 256
 
 func newBackend(cfg Config, nft knftables.Interface) *Backend {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Backend{log: log.With("backend", "nftables"), nft: nft}
+	return &Backend{log: log.With("backend", "nftables"), nft: nft, batch: 1}
 }
 
 // Available reports whether this node can run the nftables backend: nft is on
@@ -114,7 +122,7 @@ func open(ctx context.Context) (knftables.Interface, error) {
 		return nil, fmt.Errorf("nftables backend: cannot use nftables here (needs root or CAP_NET_ADMIN and a kernel with nf_tables): %w", err)
 	}
 	if err := nft.Check(ctx, probeTransaction(nft)); err != nil {
-		return nil, fmt.Errorf("nftables backend: the kernel rejected a dry-run transaction with the features weft needs (inet family, forward and input hooks, verdict maps, interval and concatenated sets, conntrack state); load the nf_tables, nft_ct and nf_conntrack modules or use --backend iptables: %s", nftMessage(err))
+		return nil, fmt.Errorf("nftables backend: the kernel rejected a dry-run transaction with the features weft needs (inet family, forward hook, verdict maps, interval and concatenated sets, conntrack state); load the nf_tables, nft_ct and nf_conntrack modules or use --backend iptables: %s", nftMessage(err))
 	}
 	return nft, nil
 }
@@ -152,7 +160,7 @@ func probeTransaction(nft knftables.Interface) *knftables.Transaction {
 	}
 	tx := nft.NewTransaction()
 	var st SyncStats
-	writeFull(tx, d, &st)
+	writeFull(tx, d, &st, elementBatch)
 	return tx
 }
 
@@ -178,10 +186,10 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 
 	tx := b.nft.NewTransaction()
 	var st SyncStats
-	if b.applied == nil || !writeIncremental(tx, b.applied, want, &st) {
+	if b.applied == nil || !writeIncremental(tx, b.applied, want, &st, b.batch) {
 		tx = b.nft.NewTransaction()
 		st = SyncStats{}
-		writeFull(tx, want, &st)
+		writeFull(tx, want, &st, b.batch)
 	}
 	st.Operations = tx.NumOperations()
 	if st.Operations == 0 {
@@ -235,7 +243,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 }
 
 // maxErrorLines bounds how much of nft's complaint an error carries.
-const maxErrorLines = 12
+const maxErrorLines, maxErrorLineLen = 12, 400
 
 var stdinLineRE = regexp.MustCompile(`/dev/stdin:(\d+):`)
 
@@ -263,6 +271,11 @@ func explainError(err error, text string) string {
 func nftMessage(err error) string {
 	msg := strings.TrimSpace(err.Error())
 	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		if len(l) > maxErrorLineLen {
+			lines[i] = l[:maxErrorLineLen] + " ..."
+		}
+	}
 	if len(lines) > maxErrorLines {
 		lines = append(lines[:maxErrorLines], fmt.Sprintf("... (%d more lines)", len(lines)-maxErrorLines))
 	}

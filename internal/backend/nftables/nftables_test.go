@@ -133,15 +133,18 @@ func TestTraceExample(t *testing.T) {
 		{"established reply to a", "forward", nftPacket{src: addr("10.99.0.1"), dst: addr("10.32.0.7"), proto: tcp, port: 81, established: true}, true, "", ""},
 		{"b egress dns", "forward", nftPacket{src: addr("10.32.0.8"), dst: addr("10.99.0.53"), proto: udp, port: 53}, true, "", ""},
 		{"b egress http outside", "forward", nftPacket{src: addr("10.32.0.8"), dst: addr("10.99.0.80"), proto: tcp, port: 80}, false, "weft-g-b", chainForwardEgress},
-		{"b egress to its node", "input", nftPacket{src: addr("10.32.0.8"), dst: addr("10.32.0.1"), proto: tcp, port: 10250}, false, "weft-g-b", chainInputEgress},
+		{"b egress to its node (input: not filtered)", "input", nftPacket{src: addr("10.32.0.8"), dst: addr("10.32.0.1"), proto: tcp, port: 10250}, true, "", ""},
+		{"a to itself (through a service)", "forward", nftPacket{src: addr("10.32.0.7"), dst: addr("10.32.0.7"), proto: tcp, port: 22}, true, "", ""},
+		{"a to itself over v6", "forward", nftPacket{src: addr("fd00::7"), dst: addr("fd00::7"), proto: udp, port: 22}, true, "", ""},
+		{"b to itself", "forward", nftPacket{src: addr("10.32.0.8"), dst: addr("10.32.0.8"), proto: tcp, port: 22}, true, "", ""},
 		{"b to a:80: egress allows, ingress allows", "forward", nftPacket{src: addr("10.32.0.8"), dst: addr("10.32.0.7"), proto: tcp, port: 80}, true, "", ""},
 		// An egress accept must not skip the ingress check.
 		{"b to a:22: egress allows, ingress drops", "forward", nftPacket{src: addr("10.32.0.8"), dst: addr("10.32.0.7"), proto: tcp, port: 22}, false, "weft-g-a", chainForwardIngress},
 		{"unisolated pod to unisolated pod", "forward", nftPacket{src: addr("10.32.0.9"), dst: addr("10.32.0.10"), proto: tcp, port: 22}, true, "", ""},
-		{"neighbour solicitation from egress-isolated b's v6 to its node", "input", nftPacket{src: addr("fd00::8"), dst: addr("ff02::1:ff00:1"), proto: 58, icmpType: 135, hopLimit: 255}, true, "", ""},
+		{"neighbour solicitation from egress-isolated b over a bridge", "forward", nftPacket{src: addr("fd00::8"), dst: addr("ff02::1:ff00:9"), proto: 58, icmpType: 135, hopLimit: 255}, true, "", ""},
 		{"neighbour advertisement to ingress-isolated a over a bridge", "forward", nftPacket{src: addr("fe80::9"), dst: addr("fd00::7"), proto: 58, icmpType: 136, hopLimit: 255}, true, "", ""},
 		{"a routed (hop limit < 255) neighbour advertisement to a", "forward", nftPacket{src: addr("fd00::99"), dst: addr("fd00::7"), proto: 58, icmpType: 136, hopLimit: 254}, false, "weft-g-a", chainForwardIngress},
-		{"b's v6 egress, not neighbour discovery", "input", nftPacket{src: addr("fd00::8"), dst: addr("fd00::1"), proto: 58, icmpType: 128, hopLimit: 64}, false, "weft-g-b", chainInputEgress},
+		{"b's v6 egress, not neighbour discovery", "forward", nftPacket{src: addr("fd00::8"), dst: addr("fd00::99"), proto: 58, icmpType: 128, hopLimit: 64}, false, "weft-g-b", chainForwardEgress},
 		{"icmpv6 echo to a", "forward", nftPacket{src: addr("fd00::9"), dst: addr("fd00::7"), proto: 58, icmpType: 128, hopLimit: 64}, false, "weft-g-a", chainForwardIngress},
 		{"node to a (output: not filtered)", "output", nftPacket{src: addr("10.32.0.1"), dst: addr("10.32.0.7"), proto: tcp, port: 22}, true, "", ""},
 	} {
@@ -157,7 +160,7 @@ func TestTraceExample(t *testing.T) {
 			if tc.p.established || tc.p.hopLimit == 255 {
 				return // the ir speaks of first packets of connections only
 			}
-			tr := tracer.Trace(ir.Packet{Src: tc.p.src, Dst: tc.p.dst, Protocol: tc.p.proto, Port: tc.p.port, FromHost: tc.hook == "output"})
+			tr := tracer.Trace(ir.Packet{Src: tc.p.src, Dst: tc.p.dst, Protocol: tc.p.proto, Port: tc.p.port, FromHost: tc.hook == "output", ToHost: tc.hook == "input"})
 			if tr.Accepted != res.accepted || (!tr.Accepted && tr.Group != res.chain) {
 				t.Errorf("ir.Tracer says %+v, the rendered rules accepted=%v in %s", tr, res.accepted, res.chain)
 			}
@@ -218,7 +221,7 @@ func hookFor(s *policy.Snapshot, f policy.Flow, node string) string {
 	case s.IsNodeAddress(f.Src, node):
 		return "output" // weft has no chain there: the node may reach its pods
 	case s.IsNodeAddress(f.Dst, node):
-		return "input"
+		return "input" // nor here: a pod may reach its node
 	}
 	return "forward"
 }
@@ -288,7 +291,7 @@ func TestDifferential(t *testing.T) {
 			for j, f := range flows {
 				want := ev.Decide(f)
 				hook := hookFor(s, f, node)
-				tr := tracer.Trace(ir.Packet{Src: f.Src, Dst: f.Dst, Protocol: uint8(f.Protocol), Port: f.Port, FromHost: hook == "output"})
+				tr := tracer.Trace(ir.Packet{Src: f.Src, Dst: f.Dst, Protocol: uint8(f.Protocol), Port: f.Port, FromHost: hook == "output", ToHost: hook == "input"})
 				p := nftPacket{src: f.Src, dst: f.Dst, proto: uint8(f.Protocol), port: f.Port, hopLimit: 64}
 				switch f.Protocol {
 				case policy.ICMP:

@@ -176,11 +176,15 @@ func connects(pid int, dst netip.AddrPort) (bool, error) {
 
 func packetTestSnapshot(pods []*podNet, labels map[string]string) *policy.Snapshot {
 	var apiPods []*corev1.Pod
+	var hostIPs []corev1.HostIP // the node's addresses: every pod link's gateway
+	for _, p := range pods {
+		hostIPs = append(hostIPs, corev1.HostIP{IP: p.gw4.String()}, corev1.HostIP{IP: p.gw6.String()})
+	}
 	for _, p := range pods {
 		apiPods = append(apiPods, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "y", Name: p.name, Labels: map[string]string{"app": labels[p.name]}},
 			Spec:       corev1.PodSpec{NodeName: "node-1"},
-			Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIPs: []corev1.PodIP{{IP: p.v4.String()}, {IP: p.v6.String()}}},
+			Status:     corev1.PodStatus{Phase: corev1.PodRunning, HostIPs: hostIPs, PodIPs: []corev1.PodIP{{IP: p.v4.String()}, {IP: p.v6.String()}}},
 		})
 	}
 	tcp := corev1.ProtocolTCP
@@ -205,8 +209,8 @@ func packetTestSnapshot(pods []*podNet, labels map[string]string) *policy.Snapsh
 	return policy.NewSnapshot(ns, apiPods, pols)
 }
 
-// TestKernelPackets sends real TCP connections between pod namespaces through
-// the node's forward and input hooks, over IPv4 and IPv6, and checks each
+// TestKernelPackets sends real TCP connections between pod namespaces (through
+// the node's forward hook) and to the node, over IPv4 and IPv6, and checks each
 // outcome against the policy evaluator: before and after an incremental
 // (membership-only) sync.
 func TestKernelPackets(t *testing.T) {

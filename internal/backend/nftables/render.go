@@ -20,7 +20,9 @@ const (
 
 	chainForwardEgress  = "forward-egress"
 	chainForwardIngress = "forward-ingress"
-	chainInputEgress    = "input-egress"
+
+	setSelf4 = "self-ip4"
+	setSelf6 = "self-ip6"
 
 	mapIngress4 = "ingress-ip4"
 	mapIngress6 = "ingress-ip6"
@@ -44,6 +46,11 @@ const (
 // addresses, and nothing would reach it or leave it, allowed or not. The hop
 // limit 255 keeps it to packets from the link itself (RFC 4861).
 const ruleNeighbourDiscovery = "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept"
+
+// selfPairs is the kind of the self-ip sets: each local pod address paired
+// with itself, so that one lookup of (source . destination) finds a pod's
+// packets to itself (through a service that sends it back to its own pod).
+const selfPairs ir.SetKind = 100
 
 // dispatchMap returns the verdict map of a direction and family.
 func dispatchMap(dir ir.Direction, fam ir.Family) string {
@@ -194,32 +201,46 @@ func render(rs *ir.Ruleset) (*desired, error) {
 	for _, m := range d.maps {
 		slices.SortFunc(m.elems, func(a, b mapElem) int { return a.addr.Compare(b.addr) })
 	}
+	for dir := range members {
+		for a := range members[dir] {
+			self := d.sets[setSelf4]
+			if a.Is6() {
+				self = d.sets[setSelf6]
+			}
+			self.addrs = append(self.addrs, a)
+		}
+	}
+	for _, name := range []string{setSelf4, setSelf6} {
+		d.sets[name].addrs = sortedUnique(d.sets[name].addrs, netip.Addr.Compare)
+	}
 	return d, nil
 }
 
-// addFixed adds the base chains and dispatch maps every weft table holds.
+// addFixed adds the base chains, dispatch maps and self sets every weft table
+// holds.
 func (d *desired) addFixed() {
 	filter := knftables.FilterType
-	forward, input := knftables.ForwardHook, knftables.InputHook
+	forward := knftables.ForwardHook
 	accept := knftables.AcceptPolicy
-	base := func(name string, hook knftables.BaseChainHook, prio knftables.BaseChainPriority, dir ir.Direction, comment string) {
+	base := func(name string, prio knftables.BaseChainPriority, dir ir.Direction, comment string) {
 		field := "saddr"
 		if dir == ir.Ingress {
 			field = "daddr"
 		}
 		d.chains[name] = &chainObj{
-			def: knftables.Chain{Name: name, Type: &filter, Hook: &hook, Priority: &prio, Policy: &accept, Comment: &comment},
+			def: knftables.Chain{Name: name, Type: &filter, Hook: &forward, Priority: &prio, Policy: &accept, Comment: &comment},
 			rules: []ruleText{
 				{rule: "ct state established,related accept"},
 				{rule: ruleNeighbourDiscovery, comment: "IPv6 neighbour discovery is no connection"},
+				{rule: "ip saddr . ip daddr @" + setSelf4 + " accept", comment: "a pod's packets to itself"},
+				{rule: "ip6 saddr . ip6 daddr @" + setSelf6 + " accept", comment: "a pod's packets to itself"},
 				{rule: "ip " + field + " vmap @" + dispatchMap(dir, ir.IPv4)},
 				{rule: "ip6 " + field + " vmap @" + dispatchMap(dir, ir.IPv6)},
 			},
 		}
 	}
-	base(chainForwardEgress, forward, priorityEgress, ir.Egress, "egress of local pods")
-	base(chainForwardIngress, forward, priorityIngress, ir.Ingress, "ingress of local pods")
-	base(chainInputEgress, input, priorityEgress, ir.Egress, "egress of local pods to their node")
+	base(chainForwardEgress, priorityEgress, ir.Egress, "egress of local pods")
+	base(chainForwardIngress, priorityIngress, ir.Ingress, "ingress of local pods")
 	for _, m := range []struct {
 		name, typ, comment string
 	}{
@@ -230,6 +251,8 @@ func (d *desired) addFixed() {
 	} {
 		d.maps[m.name] = &mapObj{def: knftables.Map{Name: m.name, Type: m.typ, Comment: comment(m.comment)}}
 	}
+	d.sets[setSelf4] = &setObj{kind: selfPairs, def: knftables.Set{Name: setSelf4, Type: "ipv4_addr . ipv4_addr", Comment: comment("isolated local pod address . itself")}}
+	d.sets[setSelf6] = &setObj{kind: selfPairs, def: knftables.Set{Name: setSelf6, Type: "ipv6_addr . ipv6_addr", Comment: comment("isolated local pod address . itself")}}
 }
 
 func renderSet(s *ir.Set) (*setObj, error) {
