@@ -73,6 +73,14 @@ type Node struct {
 // IP returns the node's address of family f.
 func (n *Node) IP(f Family) netip.Addr { return n.IPs[familyIndex(f)] }
 
+// sameFamily returns the node's address of ip's family.
+func (n *Node) sameFamily(ip netip.Addr) netip.Addr {
+	if ip.Is4() {
+		return n.IPs[0]
+	}
+	return n.IPs[1]
+}
+
 func nodeIPs(i int) []netip.Addr {
 	return []netip.Addr{
 		netip.AddrFrom4([4]byte{10, 32, 0, byte(i)}),

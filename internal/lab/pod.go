@@ -55,6 +55,9 @@ type PodSpec struct {
 	// addresses: to re-create a pod with a deleted pod's addresses, or to
 	// build a model with fixed addresses. Ignored for host-network pods.
 	IPv4, IPv6 netip.Addr
+	// Families the pod has addresses of (default both): a single-stack pod
+	// has one.
+	Families []Family
 	// Ports are the container's ports (default DefaultContainerPorts). The
 	// pod serves each of them, and ServePorts.
 	Ports []corev1.ContainerPort
@@ -69,7 +72,8 @@ type Pod struct {
 	Namespace string
 	Name      string
 	Node      *Node
-	// IPv4 and IPv6 are the pod's addresses (the Pod's status.podIPs).
+	// IPv4 and IPv6 are the pod's addresses (the Pod's status.podIPs); one
+	// is invalid for a single-stack pod.
 	IPv4, IPv6 netip.Addr
 	// NetNS is the network namespace's name (the node's for a host-network pod).
 	NetNS       string
@@ -94,6 +98,17 @@ func (p *Pod) IP(f Family) netip.Addr {
 }
 
 func (p *Pod) String() string { return p.ID() }
+
+// addrs returns the pod's valid addresses, IPv4 first.
+func (p *Pod) addrs() []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range []netip.Addr{p.IPv4, p.IPv6} {
+		if ip.IsValid() {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
 
 // EnsureNamespace creates namespace name with exactly labels (plus the
 // kubernetes.io/metadata.name label the API server adds), or sets its labels
@@ -176,13 +191,20 @@ func (l *Lab) AddPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 		p.IPv4, p.IPv6 = node.IPs[0], node.IPs[1]
 	} else {
 		p.NetNS = fmt.Sprintf("%sp%d", l.prefix, p.serial)
-		p.IPv4, p.IPv6 = spec.IPv4, spec.IPv6
-		if !p.IPv4.IsValid() || !p.IPv6.IsValid() {
+		want4 := spec.Families == nil || slices.Contains(spec.Families, IPv4)
+		want6 := spec.Families == nil || slices.Contains(spec.Families, IPv6)
+		if want4 {
+			p.IPv4 = spec.IPv4
+		}
+		if want6 {
+			p.IPv6 = spec.IPv6
+		}
+		if (want4 && !p.IPv4.IsValid()) || (want6 && !p.IPv6.IsValid()) {
 			v4, v6 := node.nextPodAddrs()
-			if !p.IPv4.IsValid() {
+			if want4 && !p.IPv4.IsValid() {
 				p.IPv4 = v4
 			}
-			if !p.IPv6.IsValid() {
+			if want6 && !p.IPv6.IsValid() {
 				p.IPv6 = v6
 			}
 		}
@@ -217,17 +239,23 @@ func (l *Lab) AddPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 
 // checkPodAddrs refuses addresses outside the lab's ranges or in use.
 func (l *Lab) checkPodAddrs(p *Pod) error {
-	if !p.IPv4.Is4() || !labRange4.Contains(p.IPv4) || !p.IPv6.Is6() || !labRange6.Contains(p.IPv6) {
-		return fmt.Errorf("addresses %s, %s: want an IPv4 address in %s and an IPv6 address in %s", p.IPv4, p.IPv6, labRange4, labRange6)
+	addrs := p.addrs()
+	if len(addrs) == 0 {
+		return fmt.Errorf("no address: give PodSpec.Families at least one family")
 	}
-	for _, n := range l.Nodes {
-		if slices.Contains(n.IPs, p.IPv4) || slices.Contains(n.IPs, p.IPv6) {
-			return fmt.Errorf("address %s/%s is node %s's", p.IPv4, p.IPv6, n.Name)
+	if (p.IPv4.IsValid() && (!p.IPv4.Is4() || !labRange4.Contains(p.IPv4))) || (p.IPv6.IsValid() && (!p.IPv6.Is6() || !labRange6.Contains(p.IPv6))) {
+		return fmt.Errorf("addresses %s, %s: want IPv4 addresses in %s and IPv6 addresses in %s", p.IPv4, p.IPv6, labRange4, labRange6)
+	}
+	for _, ip := range addrs {
+		for _, n := range l.Nodes {
+			if slices.Contains(n.IPs, ip) {
+				return fmt.Errorf("address %s is node %s's", ip, n.Name)
+			}
 		}
-	}
-	for _, o := range l.pods {
-		if !o.HostNetwork && (o.IPv4 == p.IPv4 || o.IPv6 == p.IPv6) {
-			return fmt.Errorf("address %s/%s is in use by pod %s", p.IPv4, p.IPv6, o.ID())
+		for _, o := range l.pods {
+			if !o.HostNetwork && slices.Contains(o.addrs(), ip) {
+				return fmt.Errorf("address %s is in use by pod %s", ip, o.ID())
+			}
 		}
 	}
 	return nil
@@ -281,21 +309,21 @@ func (l *Lab) plumbPod(ctx context.Context, p *Pod, peers []*Pod) error {
 		"link set " + hostSide + " master " + bridgeName,
 		"link set " + hostSide + " up",
 	}
-	for f, ip := range []netip.Addr{p.IPv4, p.IPv6} {
+	for _, ip := range p.addrs() {
 		cmds = append(cmds,
-			fmt.Sprintf("route replace %s dev %s src %s", hostPrefix(ip), bridgeName, node.IPs[f]),
+			fmt.Sprintf("route replace %s dev %s src %s", hostPrefix(ip), bridgeName, node.sameFamily(ip)),
 			neighCmd(ip, p.mac, bridgeName))
 	}
 	if err := ipBatch(ctx, node.NetNS, cmds); err != nil {
 		return err
 	}
-	cmds = []string{
-		"link set lo up",
-		fmt.Sprintf("addr add %s dev %s", hostPrefix(p.IPv4), podIface),
-		fmt.Sprintf("addr add %s dev %s nodad", hostPrefix(p.IPv6), podIface),
-		"link set " + podIface + " up",
+	cmds = []string{"link set lo up"}
+	for _, ip := range p.addrs() {
+		cmds = append(cmds, fmt.Sprintf("addr add %s dev %s nodad", hostPrefix(ip), podIface))
 	}
-	for _, gw := range node.IPs {
+	cmds = append(cmds, "link set "+podIface+" up")
+	for _, ip := range p.addrs() {
+		gw := node.sameFamily(ip)
 		cmds = append(cmds,
 			neighCmd(gw, bridgeMAC(node.index), podIface),
 			fmt.Sprintf("route add default via %s dev %s onlink", gw, podIface))
@@ -315,11 +343,11 @@ func (l *Lab) plumbPod(ctx context.Context, p *Pod, peers []*Pod) error {
 		if other == node {
 			continue
 		}
-		err := ipBatch(ctx, other.NetNS, []string{
-			fmt.Sprintf("route replace %s via %s dev %s onlink", hostPrefix(p.IPv4), node.IPs[0], fabricLink),
-			fmt.Sprintf("route replace %s via %s dev %s onlink", hostPrefix(p.IPv6), node.IPs[1], fabricLink),
-		})
-		if err != nil {
+		var routes []string
+		for _, ip := range p.addrs() {
+			routes = append(routes, fmt.Sprintf("route replace %s via %s dev %s onlink", hostPrefix(ip), node.sameFamily(ip), fabricLink))
+		}
+		if err := ipBatch(ctx, other.NetNS, routes); err != nil {
 			return fmt.Errorf("route to the new pod from node %s: %w", other.Name, err)
 		}
 	}
@@ -328,12 +356,13 @@ func (l *Lab) plumbPod(ctx context.Context, p *Pod, peers []*Pod) error {
 
 // peerCmds let a pod reach its same-node peer o directly over the bridge.
 func peerCmds(o *Pod) []string {
-	return []string{
-		fmt.Sprintf("route replace %s dev %s", hostPrefix(o.IPv4), podIface),
-		fmt.Sprintf("route replace %s dev %s", hostPrefix(o.IPv6), podIface),
-		neighCmd(o.IPv4, o.mac, podIface),
-		neighCmd(o.IPv6, o.mac, podIface),
+	var cmds []string
+	for _, ip := range o.addrs() {
+		cmds = append(cmds,
+			fmt.Sprintf("route replace %s dev %s", hostPrefix(ip), podIface),
+			neighCmd(ip, o.mac, podIface))
 	}
+	return cmds
 }
 
 // unplumbPod removes what plumbPod wrote about p elsewhere. Failures do not
@@ -341,7 +370,7 @@ func peerCmds(o *Pod) []string {
 func (l *Lab) unplumbPod(ctx context.Context, p *Pod, peers []*Pod) {
 	for _, n := range l.Nodes {
 		var cmds []string
-		for _, ip := range []netip.Addr{p.IPv4, p.IPv6} {
+		for _, ip := range p.addrs() {
 			cmds = append(cmds, "route del "+hostPrefix(ip).String())
 			if n == p.Node {
 				cmds = append(cmds, "neigh del "+ip.String()+" dev "+bridgeName)
@@ -350,10 +379,11 @@ func (l *Lab) unplumbPod(ctx context.Context, p *Pod, peers []*Pod) {
 		_ = ipBatchForce(ctx, n.NetNS, cmds)
 	}
 	for _, o := range peers {
-		_ = ipBatchForce(ctx, o.NetNS, []string{
-			"route del " + hostPrefix(p.IPv4).String(), "route del " + hostPrefix(p.IPv6).String(),
-			"neigh del " + p.IPv4.String() + " dev " + podIface, "neigh del " + p.IPv6.String() + " dev " + podIface,
-		})
+		var cmds []string
+		for _, ip := range p.addrs() {
+			cmds = append(cmds, "route del "+hostPrefix(ip).String(), "neigh del "+ip.String()+" dev "+podIface)
+		}
+		_ = ipBatchForce(ctx, o.NetNS, cmds)
 	}
 }
 
@@ -473,6 +503,35 @@ func (l *Lab) writePodObject(ctx context.Context, p *Pod, labels map[string]stri
 	created.Status = RunningStatus(p.Node, p.IPv4, p.IPv6)
 	if _, err := l.client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("write Pod status: %w", err)
+	}
+	return nil
+}
+
+// WriteAPIOnlyPod writes a Pod object and then its status as given, with no
+// network namespace behind it: a finished pod whose addresses were reused,
+// or the thousands of pods of a scale benchmark. DeleteAPIOnlyPod removes it.
+func (l *Lab) WriteAPIOnlyPod(ctx context.Context, obj *corev1.Pod) error {
+	obj = obj.DeepCopy()
+	status := obj.Status
+	obj.Status = corev1.PodStatus{}
+	obj.ResourceVersion = ""
+	created, err := l.client.CoreV1().Pods(obj.Namespace).Create(ctx, obj, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create Pod object %s/%s: %w", obj.Namespace, obj.Name, err)
+	}
+	created.Status = status
+	if _, err := l.client.CoreV1().Pods(obj.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("write Pod status %s/%s: %w", obj.Namespace, obj.Name, err)
+	}
+	return nil
+}
+
+// DeleteAPIOnlyPod deletes a Pod object WriteAPIOnlyPod wrote.
+func (l *Lab) DeleteAPIOnlyPod(ctx context.Context, namespace, name string) error {
+	zero := int64(0)
+	err := l.client.CoreV1().Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete Pod object %s/%s: %w", namespace, name, err)
 	}
 	return nil
 }

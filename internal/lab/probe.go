@@ -89,7 +89,14 @@ func probe(ctx context.Context, from, to Endpoint, t Target, timeout time.Durati
 	if ns == nil {
 		return Result{Err: fmt.Errorf("probe from %s: it has no network namespace (deleted?)", from.ID())}
 	}
-	addr := net.JoinHostPort(to.IP(t.Family).String(), strconv.Itoa(t.Port))
+	ip := to.IP(t.Family)
+	if !ip.IsValid() {
+		return Result{Err: fmt.Errorf("probe %s -> %s (%s): %s has no %s address", from.ID(), to.ID(), t, to.ID(), t.Family)}
+	}
+	if !from.IP(t.Family).IsValid() {
+		return Result{Err: fmt.Errorf("probe %s -> %s (%s): %s has no %s address", from.ID(), to.ID(), t, from.ID(), t.Family)}
+	}
+	addr := net.JoinHostPort(ip.String(), strconv.Itoa(t.Port))
 	var reply string
 	err := ns.Do(func() error {
 		var err error

@@ -23,6 +23,8 @@ type Process struct {
 	waitErr error
 	mu      sync.Mutex
 	stopped bool
+	// metricsAddr is weft's --metrics-addr, for WaitWeftReady.
+	metricsAddr string
 }
 
 // startProcess runs argv inside netns (ip netns exec, which execs the

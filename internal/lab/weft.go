@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -48,9 +50,13 @@ type WeftOptions struct {
 	Binary string
 	// Backend is passed as --backend (default "auto").
 	Backend string
+	// MetricsAddr is passed as --metrics-addr (default ":6781", inside the
+	// node's namespace); WaitWeftReady polls its /readyz.
+	MetricsAddr string
 	// Args are more flags for weft run.
 	Args []string
 }
+
 
 // StartWeft runs `weft run --kubeconfig K --node-name N --backend B` inside
 // node's namespace, its output in Dir/weft-<node>-<n>.log. The lab stops it
@@ -58,6 +64,9 @@ type WeftOptions struct {
 func (l *Lab) StartWeft(ctx context.Context, node *Node, o WeftOptions) (*Process, error) {
 	if o.Backend == "" {
 		o.Backend = "auto"
+	}
+	if o.MetricsAddr == "" {
+		o.MetricsAddr = ":6781"
 	}
 	l.mu.Lock()
 	n := len(l.wefts)
@@ -67,15 +76,32 @@ func (l *Lab) StartWeft(ctx context.Context, node *Node, o WeftOptions) (*Proces
 		"--kubeconfig", l.Kubeconfig(),
 		"--node-name", node.Name,
 		"--backend", o.Backend,
+		"--metrics-addr", o.MetricsAddr,
 	}, o.Args...)
 	p, err := startProcess("weft on "+node.Name, node.NetNS, logPath, argv, nil)
 	if err != nil {
 		return nil, err
 	}
+	p.metricsAddr = o.MetricsAddr
 	l.mu.Lock()
 	l.wefts = append(l.wefts, p)
 	l.mu.Unlock()
 	return p, nil
+}
+
+// WaitWeftReady waits until weft p, started on node, answers 200 on
+// /readyz (it has applied its first ruleset). It fails at once, with the end
+// of weft's log, when weft exits.
+func (l *Lab) WaitWeftReady(ctx context.Context, node *Node, p *Process) error {
+	_, port, err := net.SplitHostPort(p.metricsAddr)
+	if err != nil || port == "" {
+		return fmt.Errorf("weft on %s: no metrics address to poll /readyz (--metrics-addr %q)", node.Name, p.metricsAddr)
+	}
+	url := "http://" + net.JoinHostPort("127.0.0.1", port) + "/readyz"
+	client := &http.Client{Transport: &http.Transport{DialContext: node.DialContext}, Timeout: 2 * time.Second}
+	return p.waitFor(ctx, "weft /readyz", func(ctx context.Context) error {
+		return httpOK(ctx, client, url, "")
+	})
 }
 
 // StopWeft stops a weft StartWeft started (SIGTERM, then SIGKILL after 10 s).
