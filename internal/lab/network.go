@@ -16,7 +16,7 @@ import (
 //
 //	node i (1…8)         10.32.0.i and fd00::i, named node-i
 //	pods                 any address given in PodSpec; by default the next of
-//	                     10.(40+i).0.0/16 and fd00::(40+i):0:0/96 of their node
+//	                     10.(40+i).0.0/16 and fd00::4i:0:0/96 of their node
 //	service cluster IPs  10.46.0.0/16 (never routed; the API server wants one)
 //
 // Every address is a host route (/32, /128): the node routes each of its pods
@@ -94,7 +94,7 @@ func (n *Node) nextPodAddrs() (v4, v6 netip.Addr) {
 	n.nextHost++
 	v4 = netip.AddrFrom4([4]byte{10, byte(40 + n.index), byte(h >> 8), byte(h)})
 	b6 := [16]byte{0: 0xfd}
-	b6[11] = byte(40 + n.index)
+	b6[11] = byte(0x40 + n.index) // reads as fd00::4i:…
 	b6[14], b6[15] = byte(h>>8), byte(h)
 	return v4, netip.AddrFrom16(b6)
 }

@@ -57,7 +57,6 @@ type WeftOptions struct {
 	Args []string
 }
 
-
 // StartWeft runs `weft run --kubeconfig K --node-name N --backend B` inside
 // node's namespace, its output in Dir/weft-<node>-<n>.log. The lab stops it
 // on Close; StopWeft stops it earlier.
