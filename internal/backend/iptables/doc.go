@@ -4,8 +4,12 @@
 //
 // Layout of the filter table, per family:
 //
-//	FORWARD, INPUT  -I 1 ... -j WEFT              (the only rules outside weft's chains)
-//	WEFT            established/related → RETURN; -j WEFT-EGRESS; -j WEFT-INGRESS
+//	FORWARD         -I 1 ... -j WEFT              (the only rule outside weft's chains)
+//	WEFT            established/related → RETURN; source == destination (a
+//	                pod's packets to itself, hairpinned by a service; an
+//	                xt_bpf program compares the addresses) → RETURN; IPv6
+//	                only: neighbour and router discovery (ICMPv6 133-136, hop
+//	                limit 255) → RETURN; -j WEFT-EGRESS; -j WEFT-INGRESS
 //	WEFT-EGRESS     per egress group:  -m set --match-set <group>-v4 src -g <group>
 //	WEFT-INGRESS    per ingress group: -m set --match-set <group>-v4 dst -g <group>
 //	<group>         clear mark; -j <policy chain>; then, while the mark is not
@@ -19,14 +23,16 @@
 //	                a drop can be attributed to its direction)
 //
 // Packets weft lets through RETURN to the calling chain, so the node's own
-// rules after weft's jump still apply; nothing is hooked to OUTPUT, so traffic
-// from the node itself is never touched. An egress that a group allows goes on
+// rules after weft's jump still apply. Only FORWARD is hooked: traffic between
+// the node and its pods (INPUT, OUTPUT) is always allowed, as the ir says. An egress that a group allows goes on
 // to the ingress check, as the ir requires. AllowMark (0x40000) is weft's
 // while a packet runs through a group chain: cleared on entry, cleared again
 // on the way out, so it never leaks; it avoids kube-proxy's 0x4000 and 0x8000.
 //
-// Ownership: chains named WEFT, WEFT-* and weft-*, rules in FORWARD and INPUT
-// that jump to one of them, and ipsets named weft-*. Nothing else is touched.
+// Ownership: chains named WEFT, WEFT-* and weft-*, rules in FORWARD, INPUT and
+// OUTPUT that jump to one of them (an INPUT hook of an earlier version is
+// removed), and ipsets named weft-*. Nothing else is touched. Sets are named
+// as in the ir; a group's members of one family are in <group>-v4 or -v6.
 //
 // Apply sends one `iptables-restore --noflush` payload per family that
 // declares (and thereby flushes and refills) exactly the chains that changed,

@@ -13,6 +13,7 @@ var (
 	podC  = netip.MustParseAddr("10.32.2.2") // allowed peer
 	podD  = netip.MustParseAddr("10.32.2.3") // not allowed
 	podA6 = netip.MustParseAddr("fd00::1:2")
+	podB6 = netip.MustParseAddr("fd00::1:3")
 	podC6 = netip.MustParseAddr("fd00::2:2")
 )
 
@@ -53,6 +54,7 @@ func sampleRuleset() *ir.Ruleset {
 				{Family: ir.IPv4, PeerSet: setPeers, Protocol: protoUDP, PortMin: 53, PortMax: 53, Verdict: ir.Accept, Comment: "x/egress-b egress[0]"},
 				{Family: ir.IPv4, PeerSet: setBlock, Verdict: ir.Drop, Comment: "x/egress-b egress[1]"},
 				{Family: ir.IPv4, PeerSet: setWorld, Protocol: protoTCP, PortMin: 443, PortMax: 443, Verdict: ir.Accept, Comment: "x/egress-b egress[2]"},
+				{Family: ir.IPv6, PeerSet: setPeers6, Protocol: protoTCP, PortMin: 80, PortMax: 80, Verdict: ir.Accept, Comment: "x/egress-b egress[3]"},
 			}},
 			{Name: chainIngA, Policy: "x/allow-c", Direction: ir.Ingress, Rules: []ir.Rule{
 				{Family: ir.IPv4, PeerSet: setPeers, Protocol: protoTCP, PortMin: 80, PortMax: 90, Verdict: ir.Accept, Comment: commentIngA},
@@ -67,7 +69,7 @@ func sampleRuleset() *ir.Ruleset {
 		},
 		Groups: []ir.Group{
 			{Name: groupEgB, Direction: ir.Egress, Chains: []string{chainEgB}, Policies: []string{"x/egress-b"},
-				Members: []ir.Member{{Addr: podB, Pod: "x/b"}}},
+				Members: []ir.Member{{Addr: podB, Pod: "x/b"}, {Addr: podB6, Pod: "x/b"}}},
 			{Name: groupIngA, Direction: ir.Ingress, Chains: []string{chainIngA, chainIngA2}, Policies: []string{"x/allow-c", "x/allow-sctp"},
 				Members: []ir.Member{{Addr: podA, Pod: "x/a"}, {Addr: podA6, Pod: "x/a"}}},
 		},

@@ -17,7 +17,7 @@ func parseFilter(save string) (*table, error) {
 	in := false
 	seen := map[string]bool{} // built-in chains whose first rule was read
 	isHook := map[string]bool{}
-	for _, h := range hooks {
+	for _, h := range builtinChains {
 		isHook[h] = true
 	}
 	sc := bufio.NewScanner(strings.NewReader(save))
@@ -68,7 +68,7 @@ func parseFilter(save string) (*table, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read iptables-save output: %w", err)
 	}
-	for _, h := range hooks {
+	for _, h := range builtinChains {
 		if len(t.hooks[h]) != 1 {
 			t.hookFirst[h] = false
 		}

@@ -440,3 +440,48 @@ func testCleanupRemovesOnlyWeft(t *testing.T, mode Mode) {
 	}
 	checkKernelHolds(t, mode, sampleRuleset())
 }
+
+// TestKernelSetLimit fills the namespace's ipset table to the limit ipset
+// reports (on this kernel the table grows to 65,472 sets; filling it takes
+// most of a minute) and checks that an apply that needs more sets fails
+// clearly and leaves the previous ruleset whole.
+func TestKernelSetLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills the kernel's ipset table: most of a minute; not with -short")
+	}
+	if !netnstest.Enter(t, "ipset", "iptables-nft-restore") {
+		return
+	}
+	b := newTestBackend(t, ModeNFT)
+	if err := b.Apply(context.Background(), sampleRuleset()); err != nil {
+		t.Fatal(err)
+	}
+	var fill strings.Builder
+	for i := range 70000 {
+		fmt.Fprintf(&fill, "create fill-%d hash:ip hashsize 64\n", i)
+	}
+	cmd := exec.Command("ipset", "restore")
+	cmd.Stdin = strings.NewReader(fill.String())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "maximal number of sets") {
+		t.Skipf("ipset took 70,000 sets without reporting a limit (%v: %s)", err, out)
+	}
+	t.Logf("ipset reports its limit: %s", strings.TrimSpace(string(out)))
+	// Room for one more set; the next state needs a new set and temporary
+	// sets for its changed ones.
+	sh(t, "ipset", "destroy", "fill-0")
+	before := kernelState(t, ModeNFT)
+	err = b.Apply(context.Background(), otherRuleset())
+	if err == nil {
+		t.Fatal("apply succeeded beyond the set limit")
+	}
+	t.Logf("error: %v", err)
+	for _, want := range []string{"maximal number of sets reached", "limit on the number of ipsets", "previous ruleset is in place", "create weft-"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q: %v", want, err)
+		}
+	}
+	if diff := cmp.Diff(before, kernelState(t, ModeNFT)); diff != "" {
+		t.Errorf("a failed apply changed the kernel (-before +after):\n%s", diff)
+	}
+}

@@ -32,8 +32,14 @@ const (
 // (drop) bits.
 const AllowMark = 0x40000
 
-// hooks are the built-in chains that jump to WEFT, at their top.
-var hooks = [...]string{"FORWARD", "INPUT"}
+// hooks are the built-in chains that jump to WEFT, at their top: only
+// FORWARD, since traffic between the node and its pods is always allowed.
+var hooks = [...]string{"FORWARD"}
+
+// builtinChains are the built-in filter chains whose jumps into weft's
+// chains are weft's (earlier versions hooked INPUT too): adoption and
+// cleanup remove those that are not in hooks.
+var builtinChains = [...]string{"FORWARD", "INPUT", "OUTPUT"}
 
 var (
 	markClear   = fmt.Sprintf("-j MARK --set-xmark 0x0/%#x", AllowMark)

@@ -88,6 +88,14 @@ func (p *pod) sh(t *testing.T, args ...string) string {
 // answered by a reset ("refused"): passed; a dropped one times out.
 func connect(t *testing.T, p *pod, dst netip.Addr, port uint16) (passed bool) {
 	t.Helper()
+	// Forget the neighbours first, so every connection needs ARP or IPv6
+	// neighbour discovery, which weft must let through.
+	if p != nil {
+		p.sh(t, "ip", "neigh", "flush", "all")
+		p.sh(t, "ip", "-6", "neigh", "flush", "all")
+	}
+	sh(t, "ip", "neigh", "flush", "all")
+	sh(t, "ip", "-6", "neigh", "flush", "all")
 	script := fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", dst, port)
 	args := []string{"0.8", "bash", "-c", script}
 	name := "timeout"
@@ -135,7 +143,7 @@ func TestKernelPacketsNFT(t *testing.T)    { inNamespace(t, ModeNFT, testPackets
 func TestKernelPacketsLegacy(t *testing.T) { inNamespace(t, ModeLegacy, testPackets) }
 
 // testPackets sends real TCP SYNs between pod namespaces through the node's
-// FORWARD (and INPUT) hook and checks that the kernel passes or drops each
+// FORWARD hook (and some to the node itself) and checks that the kernel passes or drops each
 // as the ir's Tracer says, and that a drop counts in its direction's chain.
 func testPackets(t *testing.T, mode Mode) {
 	sh(t, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
@@ -145,7 +153,7 @@ func testPackets(t *testing.T, mode Mode) {
 	podE := netip.MustParseAddr("10.33.0.5") // in the ipBlock set: Pass in one chain, Accept in the next, Drop for egress
 	pods := map[string]*pod{
 		"a": startPod(t, "a", podA, podA6),
-		"b": startPod(t, "b", podB),
+		"b": startPod(t, "b", podB, podB6),
 		"c": startPod(t, "c", podC, podC6),
 		"d": startPod(t, "d", podD, podD6),
 		"e": startPod(t, "e", podE),
@@ -161,6 +169,12 @@ func testPackets(t *testing.T, mode Mode) {
 		dropByEgress  = "egress"
 		dropByIngress = "ingress"
 	)
+	// A service address that the node sends back to pod a (a hairpin):
+	// a's packets to itself then cross FORWARD, and must pass.
+	vip := netip.MustParseAddr("10.32.254.1")
+	tool := "iptables-" + string(mode)
+	sh(t, tool, "-t", "nat", "-A", "PREROUTING", "-d", vip.String(), "-p", "tcp", "-j", "DNAT", "--to-destination", podA.String())
+	sh(t, tool, "-t", "nat", "-A", "POSTROUTING", "-s", podA.String(), "-d", podA.String(), "-j", "MASQUERADE")
 	for _, tc := range []struct {
 		from string // "" is the node
 		src  netip.Addr
@@ -168,26 +182,33 @@ func testPackets(t *testing.T, mode Mode) {
 		port uint16
 		want string
 	}{
-		{"c", podC, podA, 80, pass},             // allowed peer, port in range
-		{"d", podD, podA, 80, dropByIngress},    // not an allowed peer
-		{"d", podD, podA, 8080, pass},           // named port, any peer
-		{"e", podE, podA, 80, pass},             // Pass in the first chain, Accept in the second
-		{"b", podB, podC, 80, dropByEgress},     // b may only reach c on udp/53
-		{"b", podB, podA, 443, dropByIngress},   // egress allows 443, a's ingress does not
-		{"b", podB, podD, 443, pass},            // egress 443 to the world, d is not isolated
-		{"b", podB, podE, 443, dropByEgress},    // the Drop rule comes before the 443 Accept
-		{"c", podC, podD, 80, pass},             // nobody isolated
-		{"c", podC6, podA6, 85, pass},           // IPv6 allowed peer
-		{"d", podD6, podA6, 85, dropByIngress},  // IPv6 other peer
-		{"", nodeAddr, podA, 22, pass},          // the node itself is never filtered
-		{"b", podB, nodeAddr, 22, dropByEgress}, // pod to its node: INPUT, egress checked
-		{"b", podB, nodeAddr, 443, pass},        // ... and allowed where the policy says
-		{"a", podA, podD, 9999, pass},           // a is not isolated for egress
-		{"d", podD6, podC6, 9999, pass},         // IPv6, nobody isolated
-		{"b", podB, podA, 8080, dropByEgress},   // egress allows only 443 to the world: a named port of a does not help
+		{"a", podA, vip, 80, pass},             // a to itself through a service: the node sends it back
+		{"b", podB6, podC6, 80, pass},          // IPv6 egress allowed: needs neighbour discovery with the node
+		{"b", podB6, podC6, 81, dropByEgress},  // IPv6 egress, another port
+		{"b", podB6, nodeAddr6, 80, pass},      // IPv6 to its node
+		{"c", podC, podA, 80, pass},            // allowed peer, port in range
+		{"d", podD, podA, 80, dropByIngress},   // not an allowed peer
+		{"d", podD, podA, 8080, pass},          // named port, any peer
+		{"e", podE, podA, 80, pass},            // Pass in the first chain, Accept in the second
+		{"b", podB, podC, 80, dropByEgress},    // b may only reach c on udp/53
+		{"b", podB, podA, 443, dropByIngress},  // egress allows 443, a's ingress does not
+		{"b", podB, podD, 443, pass},           // egress 443 to the world, d is not isolated
+		{"b", podB, podE, 443, dropByEgress},   // the Drop rule comes before the 443 Accept
+		{"c", podC, podD, 80, pass},            // nobody isolated
+		{"c", podC6, podA6, 85, pass},          // IPv6 allowed peer
+		{"d", podD6, podA6, 85, dropByIngress}, // IPv6 other peer
+		{"", nodeAddr, podA, 22, pass},         // the node itself is never filtered
+		{"b", podB, nodeAddr, 22, pass},        // a pod and its node may always talk (INPUT is not hooked)
+		{"a", podA, podD, 9999, pass},          // a is not isolated for egress
+		{"d", podD6, podC6, 9999, pass},        // IPv6, nobody isolated
+		{"b", podB, podA, 8080, dropByEgress},  // egress allows only 443 to the world: a named port of a does not help
 	} {
 		name := fmt.Sprintf("%s→%s:%d", tc.src, tc.dst, tc.port)
-		tr := tracer.Trace(ir.Packet{Src: tc.src, Dst: tc.dst, Protocol: protoTCP, Port: tc.port, FromHost: tc.from == ""})
+		dst := tc.dst // as FORWARD sees it
+		if dst == vip {
+			dst = podA
+		}
+		tr := tracer.Trace(ir.Packet{Src: tc.src, Dst: dst, Protocol: protoTCP, Port: tc.port, FromHost: tc.from == "", ToHost: tc.dst == nodeAddr || tc.dst == nodeAddr6})
 		traced := pass
 		if !tr.Accepted {
 			traced = tr.Direction.String()

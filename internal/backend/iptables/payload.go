@@ -27,7 +27,7 @@ func tableDiff(from, to *table) string {
 		}
 	}
 	var hookLines []string
-	for _, h := range hooks {
+	for _, h := range builtinChains {
 		old, want := from.hooks[h], to.hooks[h]
 		if slices.Equal(old, want) && (len(want) == 0 || from.hookFirst[h]) {
 			continue

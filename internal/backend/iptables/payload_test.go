@@ -105,13 +105,14 @@ func TestParseFilter(t *testing.T) {
 			"INPUT":   {`-m comment --comment "weft network policy" -j WEFT`},
 			"FORWARD": {`-m comment --comment "weft network policy" -j WEFT`, "-g weft-p-x"},
 		},
-		hookFirst: map[string]bool{"INPUT": true, "FORWARD": false},
+		hookFirst: map[string]bool{"INPUT": true, "FORWARD": false, "OUTPUT": false},
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(table{})); diff != "" {
 		t.Errorf("parseFilter (-want +got):\n%s", diff)
 	}
-	// Replacing it: the jumps are removed and put back on top once, the
-	// stale chain is flushed and deleted, the foreign chain is left alone.
+	// Replacing it: the jumps are removed and put back on top of FORWARD
+	// once, INPUT's (an earlier version's hook) is removed, the stale chain
+	// is flushed and deleted, the foreign chain is left alone.
 	st, err := render(&ir.Ruleset{})
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +122,7 @@ func TestParseFilter(t *testing.T) {
 		"-D FORWARD -g weft-p-x\n",
 		"-D FORWARD -m comment --comment \"weft network policy\" -j WEFT\n",
 		"-I FORWARD 1 " + hookRuleArg + "\n",
+		"-D INPUT -m comment --comment \"weft network policy\" -j WEFT\n",
 		":weft-p-x - [0:0]\n",
 		"-X weft-p-x\nCOMMIT\n",
 	} {

@@ -16,7 +16,7 @@ import (
 type table struct {
 	// chains maps each weft chain to its rules, each a whole "-A CHAIN ..." line.
 	chains map[string][]string
-	// hooks maps a built-in chain (FORWARD, INPUT) to the specs (the part
+	// hooks maps a built-in chain (FORWARD, INPUT, OUTPUT) to the specs (the part
 	// after "-A CHAIN ") of its rules that jump into a weft chain, in order.
 	hooks map[string][]string
 	// hookFirst says, per built-in chain, that its first rule is hooks[h][0].
@@ -128,6 +128,19 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 		t.chains[c] = nil
 	}
 	add(chainTop, "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN")
+	// A pod's packets to itself are always allowed; they reach FORWARD only
+	// when the node sends them back (a service hairpin). iptables cannot
+	// compare two fields of a packet, and this kernel has no hash:net,net
+	// ipset, so a classic BPF program compares the addresses.
+	add(chainTop, `-m bpf --bytecode "`+sameAddressBPF(fam)+`"`+commentArg("a pod's packets to itself")+" -j RETURN")
+	if fam == ir.IPv6 {
+		// Neighbour and router discovery is IPv6's ARP: no connection, and
+		// without it an isolated pod reaches nothing. Hop limit 255 proves
+		// it was not forwarded.
+		for _, typ := range ndTypes {
+			add(chainTop, "-p ipv6-icmp -m icmp6 --icmpv6-type "+typ+" -m hl --hl-eq 255 -j RETURN")
+		}
+	}
 	add(chainTop, "-j "+chainEgress)
 	add(chainTop, "-j "+chainIngress)
 	add(chainAllow, markSet)
@@ -356,6 +369,37 @@ func hashSizeFor(n int) int {
 	}
 	return 1 << bits.Len(uint(n-1))
 }
+
+// sameAddressBPF returns, in xt_bpf's --bytecode syntax, a classic BPF
+// program that matches when a packet's source and destination addresses are
+// equal. The program sees the packet from its IP header on.
+func sameAddressBPF(fam ir.Family) string {
+	const (
+		ldAbsWord = 0x20 // A = packet[k:k+4]
+		tax       = 0x07 // X = A
+		jeqX      = 0x1d // if A == X skip jt else skip jf
+		retK      = 0x06 // return k
+	)
+	src, dst, words := 12, 16, 1 // IPv4
+	if fam == ir.IPv6 {
+		src, dst, words = 8, 24, 4
+	}
+	n := words*4 + 2
+	var ins []string
+	for w := 0; w < words; w++ {
+		ins = append(ins,
+			fmt.Sprintf("%d 0 0 %d", ldAbsWord, src+4*w),
+			fmt.Sprintf("%d 0 0 0", tax),
+			fmt.Sprintf("%d 0 0 %d", ldAbsWord, dst+4*w))
+		// on a difference, jump to the last instruction (return 0)
+		ins = append(ins, fmt.Sprintf("%d 0 %d 0", jeqX, n-1-(len(ins)+1)))
+	}
+	ins = append(ins, fmt.Sprintf("%d 0 0 1", retK), fmt.Sprintf("%d 0 0 0", retK))
+	return strconv.Itoa(len(ins)) + "," + strings.Join(ins, ",")
+}
+
+// ndTypes are the ICMPv6 types of neighbour and router discovery (133-136).
+var ndTypes = [...]string{"router-solicitation", "router-advertisement", "neighbour-solicitation", "neighbour-advertisement"}
 
 func protoName(p uint8) string {
 	switch p {
