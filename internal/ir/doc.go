@@ -13,7 +13,10 @@
 // dropped. A packet whose address is in no group of a direction passes that
 // direction. Packets between the node and its pods, and a pod's packets to
 // itself, are always accepted: they never take the forward path, so backends
-// hook only forwarding. Verdict carries
+// hook only forwarding. Backends also always pass packets of established and
+// related connections (conntrack) and IPv6 neighbour discovery (ICMPv6 types
+// 133-136 with hop limit 255), which no NetworkPolicy can express and without
+// which an isolated pod loses IPv6 altogether. Verdict carries
 // Drop (ends the direction with a drop) and Pass (leaves the current chain for
 // the group's next one) too, so ordered tiers (ClusterNetworkPolicy) fit
 // without change.

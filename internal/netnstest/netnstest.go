@@ -51,7 +51,7 @@ func Enter(t *testing.T, tools ...string) bool {
 	}
 	args := []string{"--net", exe, "-test.run", "^" + regexp.QuoteMeta(topName(t.Name())) + "$", "-test.v"}
 	if sub := subPattern(t.Name()); sub != "" {
-		args[4] += "/" + sub
+		args[3] += "/" + sub
 	}
 	cmd := exec.Command("unshare", args...)
 	cmd.Env = append(os.Environ(), envMarker+"=1")
