@@ -59,6 +59,17 @@ func (n *Node) ID() string     { return n.Name }
 func (n *Node) netns() *netNS  { return n.ns }
 func (n *Node) answer() string { return n.Name }
 
+// Do runs fn on an OS thread inside e's network namespace: the sockets fn
+// creates belong to e (for load generators and benchmarks; Probe is the
+// usual way in).
+func (l *Lab) Do(e Endpoint, fn func() error) error {
+	ns := e.netns()
+	if ns == nil {
+		return fmt.Errorf("%s has no network namespace (deleted?)", e.ID())
+	}
+	return ns.Do(fn)
+}
+
 // Endpoints turns pods or nodes into endpoints, for ProbeMatrix.
 func Endpoints[E Endpoint](items ...E) []Endpoint {
 	out := make([]Endpoint, len(items))

@@ -102,8 +102,13 @@ func (p *Process) Log() string {
 	return string(b)
 }
 
-// waitFor polls check until it succeeds, the process exits, or ctx ends.
+// waitFor polls check every 200ms until it succeeds, the process exits,
+// or ctx ends.
 func (p *Process) waitFor(ctx context.Context, what string, check func(context.Context) error) error {
+	return p.pollFor(ctx, what, 200*time.Millisecond, check)
+}
+
+func (p *Process) pollFor(ctx context.Context, what string, every time.Duration, check func(context.Context) error) error {
 	var last error
 	for {
 		if err := check(ctx); err == nil {
@@ -116,7 +121,7 @@ func (p *Process) waitFor(ctx context.Context, what string, check func(context.C
 			return fmt.Errorf("%s exited while waiting for %s (%v); its log %s ends:\n%s", p.Name, what, p.waitErr, p.LogPath, tail(p.Log(), 20))
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %s: %w (last check: %v); its log %s ends:\n%s", p.Name, what, ctx.Err(), last, p.LogPath, tail(p.Log(), 20))
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(every):
 		}
 	}
 }

@@ -98,7 +98,8 @@ func (l *Lab) WaitWeftReady(ctx context.Context, node *Node, p *Process) error {
 	}
 	url := "http://" + net.JoinHostPort("127.0.0.1", port) + "/readyz"
 	client := &http.Client{Transport: &http.Transport{DialContext: node.DialContext}, Timeout: 2 * time.Second}
-	return p.waitFor(ctx, "weft /readyz", func(ctx context.Context) error {
+	// Polled often: benchmarks time weft's start-up with it.
+	return p.pollFor(ctx, "weft /readyz", 10*time.Millisecond, func(ctx context.Context) error {
 		return httpOK(ctx, client, url, "")
 	})
 }

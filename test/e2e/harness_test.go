@@ -43,7 +43,7 @@ type cluster struct {
 // until each serves /readyz. When weft reports the backend unavailable on
 // this machine the test skips with weft's words; any other failure fails it.
 // On cleanup weft stops and `weft cleanup` removes its rules.
-func startCluster(t *testing.T, e *env, backend string) *cluster {
+func startCluster(t testing.TB, e *env, backend string) *cluster {
 	t.Helper()
 	c := &cluster{env: e, lab: e.lab, backend: backend, nodes: map[string]*lab.Node{},
 		pods: map[string]*lab.Pod{}, apiOnly: map[string]*corev1.Pod{}, labels: map[string]map[string]string{}}
@@ -74,7 +74,7 @@ func startCluster(t *testing.T, e *env, backend string) *cluster {
 	return c
 }
 
-func (c *cluster) stop(t *testing.T) {
+func (c *cluster) stop(t testing.TB) {
 	for i, w := range c.wefts {
 		if err := c.lab.StopWeft(w); err != nil {
 			t.Errorf("weft on %s: %v\n%s", c.lab.Nodes[i].Name, err, tailLines(w.Log(), 40))
@@ -88,7 +88,7 @@ func (c *cluster) stop(t *testing.T) {
 }
 
 // logOnFailure prints the end of every weft's log when t fails.
-func (c *cluster) logOnFailure(t *testing.T) {
+func (c *cluster) logOnFailure(t testing.TB) {
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
@@ -108,7 +108,7 @@ func tailLines(s string, n int) string {
 }
 
 // deleteAllPolicies removes every NetworkPolicy of the cluster.
-func (c *cluster) deleteAllPolicies(t *testing.T) {
+func (c *cluster) deleteAllPolicies(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
 	list, err := c.lab.Client().NetworkingV1().NetworkPolicies("").List(ctx, metav1.ListOptions{})
@@ -138,7 +138,7 @@ func (c *cluster) createPolicy(ctx context.Context, p *networkingv1.NetworkPolic
 // pods on its nodes with its addresses, ports and labels. Pods that differ
 // in anything but labels are re-created; pods m lacks are deleted. Finished
 // pods of m are API objects only (their addresses may be reused).
-func (c *cluster) applyModel(t *testing.T, m *scenarios.Model) {
+func (c *cluster) applyModel(t testing.TB, m *scenarios.Model) {
 	t.Helper()
 	ctx := context.Background()
 	for _, ns := range m.Namespaces {
@@ -257,7 +257,7 @@ func (c *cluster) endpoint(name string) (lab.Endpoint, error) {
 	return nil, fmt.Errorf("the matrix names %q, which the lab has neither as pod nor as node", name)
 }
 
-func (c *cluster) endpoints(t *testing.T, names []string) []lab.Endpoint {
+func (c *cluster) endpoints(t testing.TB, names []string) []lab.Endpoint {
 	t.Helper()
 	out := make([]lab.Endpoint, len(names))
 	for i, n := range names {
@@ -272,7 +272,7 @@ func (c *cluster) endpoints(t *testing.T, names []string) []lab.Endpoint {
 
 // expectMatrix waits until probing target between the matrix's sources and
 // destinations gives want.
-func (c *cluster) expectMatrix(t *testing.T, target lab.Target, want *lab.Matrix) {
+func (c *cluster) expectMatrix(t testing.TB, target lab.Target, want *lab.Matrix) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
@@ -282,7 +282,7 @@ func (c *cluster) expectMatrix(t *testing.T, target lab.Target, want *lab.Matrix
 }
 
 // expectText is expectMatrix with the matrix written as text.
-func (c *cluster) expectText(t *testing.T, text string, targets ...lab.Target) {
+func (c *cluster) expectText(t testing.TB, text string, targets ...lab.Target) {
 	t.Helper()
 	want, err := lab.ParseMatrix(text)
 	if err != nil {
@@ -295,7 +295,7 @@ func (c *cluster) expectText(t *testing.T, text string, targets ...lab.Target) {
 
 // expectOpen waits until every running pod and node of the model reaches
 // every other over TCP/80: the state with no policy.
-func (c *cluster) expectOpen(t *testing.T) {
+func (c *cluster) expectOpen(t testing.TB) {
 	t.Helper()
 	var names []string
 	for _, name := range c.model.PodNames() {
@@ -331,7 +331,7 @@ func sctpMissing() string {
 // probe's matrix. Between scenarios the lab goes back to no policies and the
 // test waits until everything connects, so that no matrix can be passed by
 // the state the previous scenario left.
-func (c *cluster) runScenario(t *testing.T, sc *scenarios.Scenario) {
+func (c *cluster) runScenario(t testing.TB, sc *scenarios.Scenario) {
 	c.logOnFailure(t)
 	c.deleteAllPolicies(t)
 	m := sc.Model()
@@ -374,7 +374,7 @@ func (c *cluster) runScenario(t *testing.T, sc *scenarios.Scenario) {
 }
 
 // expectLogged waits until some weft logs the policy problem "ns/name: field".
-func (c *cluster) expectLogged(t *testing.T, problem string) {
+func (c *cluster) expectLogged(t testing.TB, problem string) {
 	t.Helper()
 	ref, field, _ := strings.Cut(problem, ": ")
 	ns, name, _ := strings.Cut(ref, "/")

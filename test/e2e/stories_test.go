@@ -129,14 +129,14 @@ var (
 
 // Cluster changes used by stories.
 
-func (c *cluster) create(t *testing.T, p *networkingv1.NetworkPolicy) {
+func (c *cluster) create(t testing.TB, p *networkingv1.NetworkPolicy) {
 	t.Helper()
 	if err := c.createPolicy(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (c *cluster) update(t *testing.T, p *networkingv1.NetworkPolicy) {
+func (c *cluster) update(t testing.TB, p *networkingv1.NetworkPolicy) {
 	t.Helper()
 	ctx := context.Background()
 	api := c.lab.Client().NetworkingV1().NetworkPolicies(p.Namespace)
@@ -150,7 +150,7 @@ func (c *cluster) update(t *testing.T, p *networkingv1.NetworkPolicy) {
 	}
 }
 
-func (c *cluster) deletePolicy(t *testing.T, ns, name string) {
+func (c *cluster) deletePolicy(t testing.TB, ns, name string) {
 	t.Helper()
 	if err := c.lab.Client().NetworkingV1().NetworkPolicies(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("delete policy %s/%s: %v", ns, name, err)
@@ -158,7 +158,7 @@ func (c *cluster) deletePolicy(t *testing.T, ns, name string) {
 }
 
 // setPodLabels replaces a model pod's labels (applyModel restores them).
-func (c *cluster) setPodLabels(t *testing.T, id string, labels map[string]string) {
+func (c *cluster) setPodLabels(t testing.TB, id string, labels map[string]string) {
 	t.Helper()
 	p := c.pods[id]
 	if p == nil {
@@ -170,7 +170,7 @@ func (c *cluster) setPodLabels(t *testing.T, id string, labels map[string]string
 	c.labels[id] = maps.Clone(labels)
 }
 
-func (c *cluster) setNamespaceLabels(t *testing.T, ns string, labels map[string]string) {
+func (c *cluster) setNamespaceLabels(t testing.TB, ns string, labels map[string]string) {
 	t.Helper()
 	if err := c.lab.SetNamespaceLabels(context.Background(), ns, labels); err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func (c *cluster) setNamespaceLabels(t *testing.T, ns string, labels map[string]
 }
 
 // addPod adds a pod outside the model; the next applyModel deletes it.
-func (c *cluster) addPod(t *testing.T, spec lab.PodSpec) *lab.Pod {
+func (c *cluster) addPod(t testing.TB, spec lab.PodSpec) *lab.Pod {
 	t.Helper()
 	p, err := c.lab.AddPod(context.Background(), spec)
 	if err != nil {
@@ -189,7 +189,7 @@ func (c *cluster) addPod(t *testing.T, spec lab.PodSpec) *lab.Pod {
 	return p
 }
 
-func (c *cluster) deletePod(t *testing.T, id string) *lab.Pod {
+func (c *cluster) deletePod(t testing.TB, id string) *lab.Pod {
 	t.Helper()
 	p := c.pods[id]
 	if err := c.lab.DeletePod(context.Background(), p); err != nil {
@@ -505,7 +505,7 @@ func storyRestart(t *testing.T, c *cluster) {
 }
 
 // restartWeft stops weft on node i, runs while, and starts it again.
-func (c *cluster) restartWeft(t *testing.T, i int, while func()) {
+func (c *cluster) restartWeft(t testing.TB, i int, while func()) {
 	t.Helper()
 	node := c.lab.Nodes[i]
 	if err := c.lab.StopWeft(c.wefts[i]); err != nil {
