@@ -163,26 +163,26 @@ func (o *Objects) add(raw []byte) error {
 		return nil
 	case "Namespace":
 		if tm.APIVersion != "v1" {
-			return fmt.Errorf("Namespace with apiVersion %q: want v1", tm.APIVersion)
+			return fmt.Errorf("apiVersion %q of a Namespace: want v1", tm.APIVersion)
 		}
 		ns := &corev1.Namespace{}
 		if err := strict(ns); err != nil {
 			return err
 		}
 		if ns.Name == "" {
-			return errors.New("Namespace has no metadata.name")
+			return errors.New("metadata.name missing on a Namespace")
 		}
 		o.Namespaces = append(o.Namespaces, ns)
 	case "Pod":
 		if tm.APIVersion != "v1" {
-			return fmt.Errorf("Pod with apiVersion %q: want v1", tm.APIVersion)
+			return fmt.Errorf("apiVersion %q of a Pod: want v1", tm.APIVersion)
 		}
 		p := &corev1.Pod{}
 		if err := strict(p); err != nil {
 			return err
 		}
 		if p.Name == "" {
-			return errors.New("Pod has no metadata.name")
+			return errors.New("metadata.name missing on a Pod")
 		}
 		if p.Namespace == "" {
 			p.Namespace = "default"
@@ -190,14 +190,14 @@ func (o *Objects) add(raw []byte) error {
 		o.Pods = append(o.Pods, p)
 	case "NetworkPolicy":
 		if tm.APIVersion != "networking.k8s.io/v1" {
-			return fmt.Errorf("NetworkPolicy with apiVersion %q: want networking.k8s.io/v1", tm.APIVersion)
+			return fmt.Errorf("apiVersion %q of a NetworkPolicy: want networking.k8s.io/v1", tm.APIVersion)
 		}
 		np := &networkingv1.NetworkPolicy{}
 		if err := strict(np); err != nil {
 			return err
 		}
 		if np.Name == "" {
-			return errors.New("NetworkPolicy has no metadata.name")
+			return errors.New("metadata.name missing on a NetworkPolicy")
 		}
 		if np.Namespace == "" {
 			np.Namespace = "default"
