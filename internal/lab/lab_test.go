@@ -2,7 +2,9 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -341,4 +344,88 @@ func labNamespaces(t *testing.T) string {
 		}
 	}
 	return strings.Join(names, " ")
+}
+
+// A single-stack pod has one address; probes of the other family say so
+// instead of pretending it is blocked, and it still talks over its family.
+func TestSingleStackPod(t *testing.T) {
+	l := needLab(t)
+	ensureNS(t, l, "single")
+	ctx := context.Background()
+	a := addPod(t, l, PodSpec{Namespace: "single", Name: "a"})
+	v4 := addPod(t, l, PodSpec{Namespace: "single", Name: "v4", Node: l.Nodes[1], Families: []Family{IPv4}})
+	if v4.IPv6.IsValid() {
+		t.Fatalf("IPv4-only pod got IPv6 address %s", v4.IPv6)
+	}
+	obj, err := l.Client().CoreV1().Pods("single").Get(ctx, "v4", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(obj.Status.PodIPs) != 1 || obj.Status.PodIPs[0].IP != v4.IPv4.String() {
+		t.Fatalf("pod IPs %v, want only %s", obj.Status.PodIPs, v4.IPv4)
+	}
+	if r := l.Probe(ctx, a, v4, TCP80); !r.Connected {
+		t.Fatalf("IPv4 to the single-stack pod: %v", r.Err)
+	}
+	r := l.Probe(ctx, a, v4, TCP80v6)
+	if r.Connected || r.Err == nil || !strings.Contains(r.Err.Error(), "no IPv6 address") {
+		t.Fatalf("IPv6 probe to an IPv4-only pod: %+v, want an error naming the missing address", r)
+	}
+}
+
+// An API-only pod is an object with the status given and nothing behind it.
+func TestAPIOnlyPod(t *testing.T) {
+	l := needLab(t)
+	ensureNS(t, l, "apionly")
+	ctx := context.Background()
+	obj := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "apionly", Name: "done", Labels: map[string]string{"pod": "done"}},
+		Spec: corev1.PodSpec{NodeName: l.Nodes[0].Name, Containers: []corev1.Container{{Name: "serve", Image: "registry.k8s.io/pause:3.10"}}},
+		Status: RunningStatus(l.Nodes[0], netip.MustParseAddr("10.45.0.9"), netip.Addr{}),
+	}
+	obj.Status.Phase = corev1.PodSucceeded
+	if err := l.WriteAPIOnlyPod(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Client().CoreV1().Pods("apionly").Get(ctx, "done", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Phase != corev1.PodSucceeded || got.Status.PodIP != "10.45.0.9" || len(got.Status.PodIPs) != 1 {
+		t.Fatalf("status written: phase %s, IPs %v", got.Status.Phase, got.Status.PodIPs)
+	}
+	if l.Pod("apionly/done") != nil {
+		t.Fatal("an API-only pod must not be a lab pod")
+	}
+	if err := l.DeleteAPIOnlyPod(ctx, "apionly", "done"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Client().CoreV1().Pods("apionly").Get(ctx, "done", metav1.GetOptions{}); err == nil {
+		t.Fatal("pod still there after DeleteAPIOnlyPod")
+	}
+}
+
+// A weft that exits at once makes WaitWeftReady fail with its log, not
+// wait out the deadline.
+func TestWaitWeftReadyFailsFastWhenWeftExits(t *testing.T) {
+	l := needLab(t)
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "weft")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho \"weft: cannot start: $*\" >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.StartWeft(context.Background(), l.Nodes[0], WeftOptions{Binary: fake, Backend: "iptables"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = l.WaitWeftReady(ctx, l.Nodes[0], p)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "exited") ||
+		!strings.Contains(err.Error(), "cannot start: run --kubeconfig") {
+		t.Fatalf("WaitWeftReady = %v, want an error saying weft exited, with its log", err)
+	}
+	if !strings.Contains(err.Error(), "--node-name node-1") {
+		t.Fatalf("weft was not started with the node's name: %v", err)
+	}
 }
