@@ -380,8 +380,8 @@ func TestAPIOnlyPod(t *testing.T) {
 	ctx := context.Background()
 	obj := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "apionly", Name: "done", Labels: map[string]string{"pod": "done"}},
-		Spec: corev1.PodSpec{NodeName: l.Nodes[0].Name, Containers: []corev1.Container{{Name: "serve", Image: "registry.k8s.io/pause:3.10"}}},
-		Status: RunningStatus(l.Nodes[0], netip.MustParseAddr("10.45.0.9"), netip.Addr{}),
+		Spec:       corev1.PodSpec{NodeName: l.Nodes[0].Name, Containers: []corev1.Container{{Name: "serve", Image: "registry.k8s.io/pause:3.10"}}},
+		Status:     RunningStatus(l.Nodes[0], netip.MustParseAddr("10.45.0.9"), netip.Addr{}),
 	}
 	obj.Status.Phase = corev1.PodSucceeded
 	if err := l.WriteAPIOnlyPod(ctx, obj); err != nil {
