@@ -141,7 +141,7 @@ func (d *driver) setUp(ctx context.Context, skipSetup bool) error {
 		return errors.New(reason)
 	}
 	d.step("Building weft")
-	if d.binDir, err = os.MkdirTemp("", "weft-lab-bin-"); err != nil {
+	if d.binDir, err = os.MkdirTemp("", lab.TempPrefix()+"bin-"); err != nil {
 		return err
 	}
 	if d.weftBin, err = lab.BuildWeft(ctx, d.binDir); err != nil {

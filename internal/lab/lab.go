@@ -25,6 +25,10 @@ import (
 // leftovers of dead labs from those of live ones.
 const NamePrefix = "weft-lab-"
 
+// TempPrefix is NamePrefix and this process's PID: folders named with it
+// are removed by a later Start once this process is gone.
+func TempPrefix() string { return NamePrefix + strconv.Itoa(os.Getpid()) + "-" }
+
 // DefaultKubeVersion is the kube-apiserver version hack/build-kube-apiserver.sh
 // builds by default.
 const DefaultKubeVersion = "v1.37.2"
@@ -170,7 +174,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	l := &Lab{
 		cfg:    cfg,
-		prefix: NamePrefix + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(suffix) + "-",
+		prefix: TempPrefix() + hex.EncodeToString(suffix) + "-",
 		pods:   map[string]*Pod{},
 	}
 	l.Dir = filepath.Join(cfg.BaseDir, l.prefix[:len(l.prefix)-1])

@@ -53,7 +53,7 @@ func needEnv(tb testing.TB) *env {
 	envOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		dir, err := os.MkdirTemp("", "weft-e2e-bin-")
+		dir, err := os.MkdirTemp("", lab.TempPrefix()+"bin-")
 		if err != nil {
 			envError = err
 			return
