@@ -213,6 +213,24 @@ x/c   X   .   .
 func createScaleObjects(b *testing.B, c *cluster) {
 	b.Helper()
 	ctx := context.Background()
+	createScalePods(b, c)
+	for i := range scalePolicies {
+		if err := c.createPolicy(ctx, scalePolicy(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.create(b, netpol("x", "a-from-b", networkingv1.NetworkPolicySpec{
+		PodSelector: *sel("pod", "a"),
+		Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("pod", "b")}),
+	}))
+}
+
+// createScalePods writes the scale namespaces and pods (once per lab; later
+// calls find them). They are removed, with their policies, when the
+// benchmark ends.
+func createScalePods(b *testing.B, c *cluster) {
+	b.Helper()
+	ctx := context.Background()
 	api := c.lab.Client()
 	b.Cleanup(func() {
 		for n := range scaleNamespaces {
@@ -249,15 +267,6 @@ func createScaleObjects(b *testing.B, c *cluster) {
 	if err, ok := failed.Load().(error); ok {
 		b.Fatal(err)
 	}
-	for i := range scalePolicies {
-		if err := c.createPolicy(ctx, scalePolicy(i)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	c.create(b, netpol("x", "a-from-b", networkingv1.NetworkPolicySpec{
-		PodSelector: *sel("pod", "a"),
-		Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("pod", "b")}),
-	}))
 }
 
 // scalePod is pod i of the scale set: namespace scale-(i%10), labels
@@ -316,8 +325,12 @@ const rateConns = 6000
 // BenchmarkConnRate measures new TCP connections per second from x/a
 // (node-1) to x/c (node-2), through both nodes' filters, with 0, 100 and
 // 1,000 policies selecting x/c; x/a is let in by the last policy in name
-// order. Each connection is opened, reads the server's answer and is reset.
-// Reports conns/s and the ratio to the same backend's 0-policy rate.
+// order. That is the worst case; "policies-1000-spread" is the typical one:
+// 1,000 policies spread over the scale namespaces and their 1,000 pods (the
+// scale policies of BenchmarkFullSync), of which only two select x/c, the
+// second letting x/a in. Each connection is opened, reads the server's
+// answer and is reset. Reports conns/s and the ratio to the same backend's
+// 0-policy rate.
 func BenchmarkConnRate(b *testing.B) {
 	e := needEnv(b)
 	for _, backend := range backends {
@@ -325,16 +338,25 @@ func BenchmarkConnRate(b *testing.B) {
 			c := benchCluster(b, e, backend)
 			from, to := c.pods["x/a"], c.pods["x/c"]
 			var base float64
-			for _, n := range []int{0, 100, 1000} {
-				b.Run(fmt.Sprintf("policies-%d", n), func(b *testing.B) {
+			for _, run := range []struct {
+				name   string
+				n      int
+				spread bool
+			}{{"policies-0", 0, false}, {"policies-100", 100, false}, {"policies-1000", 1000, false}, {"policies-1000-spread", 1000, true}} {
+				n := run.n
+				b.Run(run.name, func(b *testing.B) {
 					c.deleteAllPolicies(b)
 					want := `
      x/c
 x/a   .
 x/b   .
 `
-					if n > 0 {
+					if n > 0 && run.spread {
+						createSpreadPolicies(b, c, n)
+					} else if n > 0 {
 						createRatePolicies(b, c, n)
+					}
+					if n > 0 {
 						want = `
      x/c
 x/a   .
@@ -402,6 +424,45 @@ func createRatePolicies(b *testing.B, c *cluster, n int) {
 	if err, ok := failed.Load().(error); ok {
 		b.Fatal(err)
 	}
+	c.create(b, netpol("x", "zz-let-a-in", networkingv1.NetworkPolicySpec{
+		PodSelector: *sel("pod", "c"),
+		Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("pod", "a")}),
+	}))
+}
+
+// createSpreadPolicies writes the scale pods and n policies: n-2 scale
+// policies (each selecting one app of one scale namespace) and two selecting
+// x/c, one letting in a role no pod has and the last letting x/a in.
+func createSpreadPolicies(b *testing.B, c *cluster, n int) {
+	b.Helper()
+	ctx := context.Background()
+	createScalePods(b, c)
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := c.createPolicy(ctx, scalePolicy(i)); err != nil {
+					failed.Store(err)
+				}
+			}
+		}()
+	}
+	for i := range n - 2 {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		b.Fatal(err)
+	}
+	c.create(b, netpol("x", "c-from-role", networkingv1.NetworkPolicySpec{
+		PodSelector: *sel("pod", "c"),
+		Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("role", "r-0")}),
+	}))
 	c.create(b, netpol("x", "zz-let-a-in", networkingv1.NetworkPolicySpec{
 		PodSelector: *sel("pod", "c"),
 		Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("pod", "a")}),
