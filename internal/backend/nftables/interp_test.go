@@ -71,6 +71,36 @@ type nftSet struct {
 	addrs     map[netip.Addr]bool
 	prefixes  []netip.Prefix
 	endpoints map[string]bool // "addr proto port"
+	boxes     []nftBox        // concat with flags interval
+}
+
+// nftBox is an element of a concatenated interval set: prefix . proto . ports.
+type nftBox struct {
+	net    netip.Prefix
+	proto  uint8
+	lo, hi uint16
+}
+
+// lookupBox is `addr . meta l4proto . th dport @set` on a concatenated
+// interval set. th dport reads bytes that are no port on a protocol without
+// ports; an element with such a protocol must therefore allow every "port",
+// and one that does not is an error.
+func (s *nftSet) lookupBox(a netip.Addr, p *nftPacket) (bool, error) {
+	for _, b := range s.boxes {
+		if b.proto != p.proto || !b.net.Contains(a) {
+			continue
+		}
+		if !hasPorts(p.proto) {
+			if b.lo != 0 || b.hi != 65535 {
+				return false, fmt.Errorf("element %s . %d . %d-%d: a port range on protocol %d, which has no ports", b.net, b.proto, b.lo, b.hi, b.proto)
+			}
+			return true, nil
+		}
+		if p.port >= b.lo && p.port <= b.hi {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // parseDump loads a dump of table inet weft (from knftables.Fake.Dump).
@@ -196,6 +226,37 @@ func parseSet(s *knftables.FakeSet) (*nftSet, error) {
 				return nil, fmt.Errorf("element %v: bad addresses", e.Key)
 			}
 			is.endpoints[a.String()+" "+b.String()] = true
+		case is.concat && is.interval:
+			if len(e.Key) != 3 {
+				return nil, fmt.Errorf("element %v is not net . proto . ports", e.Key)
+			}
+			p, err := netip.ParsePrefix(e.Key[0])
+			if err != nil {
+				a, err2 := netip.ParseAddr(e.Key[0])
+				if err2 != nil {
+					return nil, fmt.Errorf("element %v: %w", e.Key, err)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			if p.Addr().Is4() != (is.family == "ip") || p != p.Masked() {
+				return nil, fmt.Errorf("element %v: wrong family or host bits set", e.Key)
+			}
+			proto, err := parseProto(e.Key[1])
+			if err != nil {
+				return nil, err
+			}
+			lo, hi, err := parsePortRange(e.Key[2])
+			if err != nil {
+				return nil, fmt.Errorf("element %v: %w", e.Key, err)
+			}
+			b := nftBox{net: p, proto: proto, lo: lo, hi: hi}
+			for _, o := range is.boxes {
+				// The kernel refuses partial overlaps; weft renders none.
+				if o.proto == b.proto && o.net.Overlaps(b.net) && o.lo <= b.hi && b.lo <= o.hi {
+					return nil, fmt.Errorf("elements %v and %v overlap", o, b)
+				}
+			}
+			is.boxes = append(is.boxes, b)
 		case is.concat:
 			if len(e.Key) != 3 {
 				return nil, fmt.Errorf("element %v is not addr . proto . port", e.Key)
@@ -286,8 +347,6 @@ func parseVerdict(tok []string) (nftVerdict, []string, error) {
 	return nftVerdict{}, nil, fmt.Errorf("unknown statement %q", tok[0])
 }
 
-func hasPorts(proto uint8) bool { return proto == 6 || proto == 17 || proto == 132 }
-
 // parseRule reads one rule: matches, then one verdict statement.
 func (in *nftInterp) parseRule(text string) (*nftRule, error) {
 	r := &nftRule{text: text}
@@ -360,13 +419,25 @@ func (in *nftInterp) parseRule(text string) (*nftRule, error) {
 				return p.port >= lo && p.port <= hi, nil
 			})
 			tok = tok[3:]
-		case len(tok) >= 9 && (tok[0] == "ip" || tok[0] == "ip6") && tok[1] == "daddr" && strings.Join(tok[2:8], " ") == ". meta l4proto . th dport":
+		case len(tok) >= 9 && (tok[0] == "ip" || tok[0] == "ip6") && (tok[1] == "daddr" || tok[1] == "saddr") && strings.Join(tok[2:8], " ") == ". meta l4proto . th dport":
 			fam, name := tok[0], strings.TrimPrefix(tok[8], "@")
 			s := in.sets[name]
 			if s == nil || !strings.HasPrefix(tok[8], "@") {
 				return nil, fmt.Errorf("lookup of unknown set %q", tok[8])
 			}
-			if !s.concat || s.family != fam {
+			if s.concat && s.interval && s.family == fam {
+				dst := tok[1] == "daddr"
+				r.conds = append(r.conds, familyCond(fam), func(p *nftPacket) (bool, error) {
+					a := p.src
+					if dst {
+						a = p.dst
+					}
+					return s.lookupBox(a, p)
+				})
+				tok = tok[9:]
+				continue
+			}
+			if !s.concat || s.interval || s.family != fam || tok[1] != "daddr" {
 				return nil, fmt.Errorf("set %s does not hold %s addr . proto . port", name, fam)
 			}
 			r.conds = append(r.conds, familyCond(fam), func(p *nftPacket) (bool, error) {

@@ -23,13 +23,18 @@ type Config struct {
 	// Logger receives one debug line per sync and the backend's warnings;
 	// nil means slog.Default().
 	Logger *slog.Logger
+	// MergeBudget is the most elements the merged sets of one group may
+	// hold; a group that would need more walks its policy chains one by one
+	// (see the package doc). 0 means DefaultMergeBudget.
+	MergeBudget int
 }
 
 // Backend programs table inet weft. It is safe for concurrent use; syncs are
 // serialised.
 type Backend struct {
-	log *slog.Logger
-	nft knftables.Interface
+	log    *slog.Logger
+	nft    knftables.Interface
+	budget int
 	// batch is the number of set elements per nft command (see
 	// writeSetElements); 1 with knftables' fake.
 	batch int
@@ -56,6 +61,10 @@ type SyncStats struct {
 	// ChainsWritten counts chains whose rules were (re)written; ObjectsAdded
 	// and ObjectsDeleted count chains, sets and maps created or removed.
 	ChainsWritten, ObjectsAdded, ObjectsDeleted int
+	// GroupsMerged and GroupsWalked count the groups of the applied table
+	// decided by merged-set lookups and those that walk their policy chains
+	// (over the merge budget).
+	GroupsMerged, GroupsWalked int
 	// Duration is the time nft took to apply it.
 	Duration time.Duration
 }
@@ -92,7 +101,11 @@ func newBackend(cfg Config, nft knftables.Interface) *Backend {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Backend{log: log.With("backend", "nftables"), nft: nft, batch: 1}
+	budget := cfg.MergeBudget
+	if budget <= 0 {
+		budget = DefaultMergeBudget
+	}
+	return &Backend{log: log.With("backend", "nftables"), nft: nft, batch: 1, budget: budget}
 }
 
 // Available reports whether this node can run the nftables backend: nft is on
@@ -177,18 +190,22 @@ func (b *Backend) LastSync() SyncStats {
 // Apply makes table inet weft hold exactly rs, in one transaction. See the
 // package doc for what a sync sends. On error nothing changed in the kernel.
 func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
-	want, err := render(rs)
+	want, err := renderWith(rs, b.budget)
 	if err != nil {
 		return fmt.Errorf("nftables: ruleset for node %q: %w", rs.Node, err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 
+	for _, name := range sortedKeys(want.overBudget) {
+		b.log.Debug("nftables: group walks its policy chains: its merged sets would exceed the budget",
+			"group", name, "elements", want.overBudget[name], "budget", b.budget)
+	}
 	tx := b.nft.NewTransaction()
-	var st SyncStats
+	st := SyncStats{GroupsMerged: want.merged, GroupsWalked: want.walked}
 	if b.applied == nil || !writeIncremental(tx, b.applied, want, &st, b.batch) {
 		tx = b.nft.NewTransaction()
-		st = SyncStats{}
+		st = SyncStats{GroupsMerged: want.merged, GroupsWalked: want.walked}
 		writeFull(tx, want, &st, b.batch)
 	}
 	st.Operations = tx.NumOperations()
@@ -220,7 +237,7 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	b.last = st
 	b.log.Debug("nftables sync applied", "full", st.Full, "operations", st.Operations, "bytes", st.Bytes,
 		"elements_added", st.ElementsAdded, "elements_deleted", st.ElementsDeleted,
-		"chains_written", st.ChainsWritten, "duration", st.Duration)
+		"chains_written", st.ChainsWritten, "groups_merged", st.GroupsMerged, "groups_walked", st.GroupsWalked, "duration", st.Duration)
 	return nil
 }
 

@@ -72,6 +72,11 @@ type desired struct {
 	sets   map[string]*setObj
 	maps   map[string]*mapObj
 	chains map[string]*chainObj
+	// merged and walked count the groups decided by set lookups and those
+	// that walk their policy chains; overBudget names the groups that walk
+	// because their merged sets would exceed the budget, with that size.
+	merged, walked int
+	overBudget     map[string]int
 }
 
 type setObj struct {
@@ -80,6 +85,7 @@ type setObj struct {
 	addrs     []netip.Addr
 	prefixes  []netip.Prefix
 	endpoints []ir.Endpoint
+	boxes     []box
 }
 
 type mapObj struct {
@@ -114,25 +120,35 @@ func checkName(what, name string) error {
 	return nil
 }
 
-// render turns rs into the desired table content. It does not modify rs and
-// keeps none of its slices. Bad input gets an error naming the object.
-func render(rs *ir.Ruleset) (*desired, error) {
-	d := &desired{sets: map[string]*setObj{}, maps: map[string]*mapObj{}, chains: map[string]*chainObj{}}
+// render turns rs into the desired table content with the default merge
+// budget.
+func render(rs *ir.Ruleset) (*desired, error) { return renderWith(rs, DefaultMergeBudget) }
+
+// renderWith turns rs into the desired table content. It does not modify rs
+// and keeps none of its slices. Bad input gets an error naming the object.
+// Groups whose merged sets would hold more than budget elements walk their
+// chains. Only the ir's chains and sets that some rule still uses are
+// rendered.
+func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
+	d := &desired{sets: map[string]*setObj{}, maps: map[string]*mapObj{}, chains: map[string]*chainObj{}, overBudget: map[string]int{}}
 	d.addFixed()
+	irSets := map[string]*setObj{}
+	irChainObjs := map[string]*chainObj{}
+	used := map[string]bool{} // ir sets and chains some rendered rule uses
 
 	for i := range rs.Sets {
 		s := &rs.Sets[i]
 		if err := checkName("set", s.Name); err != nil {
 			return nil, err
 		}
-		if _, dup := d.sets[s.Name]; dup {
+		if _, dup := irSets[s.Name]; dup {
 			return nil, fmt.Errorf("set %s is defined twice in the ruleset", s.Name)
 		}
 		o, err := renderSet(s)
 		if err != nil {
 			return nil, err
 		}
-		d.sets[s.Name] = o
+		irSets[s.Name] = o
 	}
 
 	irChains := make(map[string]*ir.Chain, len(rs.Chains))
@@ -141,18 +157,18 @@ func render(rs *ir.Ruleset) (*desired, error) {
 		if err := checkName("chain", c.Name); err != nil {
 			return nil, err
 		}
-		if _, dup := d.chains[c.Name]; dup {
+		if _, dup := irChainObjs[c.Name]; dup {
 			return nil, fmt.Errorf("chain %s is defined twice in the ruleset", c.Name)
 		}
 		o := &chainObj{def: knftables.Chain{Name: c.Name, Comment: comment(c.Direction.String() + " of " + c.Policy)}}
 		for j := range c.Rules {
-			text, err := renderRule(c, &c.Rules[j], d.sets)
+			text, err := renderRule(c, &c.Rules[j], irSets)
 			if err != nil {
 				return nil, fmt.Errorf("chain %s (policy %s) rule %d: %w", c.Name, c.Policy, j, err)
 			}
 			o.rules = append(o.rules, text)
 		}
-		d.chains[c.Name] = o
+		irChainObjs[c.Name] = o
 		irChains[c.Name] = c
 	}
 
@@ -162,13 +178,29 @@ func render(rs *ir.Ruleset) (*desired, error) {
 		if err := checkName("group", g.Name); err != nil {
 			return nil, err
 		}
-		if _, dup := d.chains[g.Name]; dup {
+		if _, dup := d.chains[g.Name]; dup || irChainObjs[g.Name] != nil {
 			return nil, fmt.Errorf("group %s has the name of another chain or group in the ruleset", g.Name)
 		}
 		if g.Direction != ir.Ingress && g.Direction != ir.Egress {
 			return nil, fmt.Errorf("group %s: unknown direction %d", g.Name, g.Direction)
 		}
 		o := &chainObj{def: knftables.Chain{Name: g.Name, Comment: comment(g.Direction.String() + " of " + strings.Join(g.Policies, ","))}}
+		jump := func(j int, c *ir.Chain) ruleText {
+			policy := c.Policy
+			if j < len(g.Policies) {
+				policy = g.Policies[j]
+			}
+			return ruleText{rule: "jump " + c.Name, comment: commentText(policy)}
+		}
+		// Plan: runs of accept-only chains become set lookups, other chains
+		// stay jumps, in the group's order.
+		type step struct {
+			run   *groupRun
+			j     int
+			chain *ir.Chain
+		}
+		var plan []step
+		elems := 0
 		for j, name := range g.Chains {
 			c := irChains[name]
 			if c == nil {
@@ -177,11 +209,44 @@ func render(rs *ir.Ruleset) (*desired, error) {
 			if c.Direction != g.Direction {
 				return nil, fmt.Errorf("group %s (%s) refers to chain %s of direction %s", g.Name, g.Direction, name, c.Direction)
 			}
-			policy := c.Policy
-			if j < len(g.Policies) {
-				policy = g.Policies[j]
+			if !mergeable(c) {
+				plan = append(plan, step{j: j, chain: c})
+				continue
 			}
-			o.rules = append(o.rules, ruleText{rule: "jump " + name, comment: commentText(policy)})
+			if n := len(plan); n == 0 || plan[n-1].run == nil {
+				plan = append(plan, step{run: &groupRun{}})
+			}
+			plan[len(plan)-1].run.add(c, irChainObjs[name].rules, irSets)
+		}
+		for _, st := range plan {
+			if st.run != nil {
+				elems += st.run.build()
+			}
+		}
+		if elems > budget {
+			d.overBudget[g.Name] = elems
+		}
+		if elems > budget {
+			d.walked++
+			for j, name := range g.Chains {
+				o.rules = append(o.rules, jump(j, irChains[name]))
+				used[name] = true
+			}
+		} else {
+			d.merged++
+			k := 0
+			for _, st := range plan {
+				if st.run == nil {
+					o.rules = append(o.rules, jump(st.j, st.chain))
+					used[st.chain.Name] = true
+					continue
+				}
+				o.rules = append(o.rules, st.run.emit(d, g, k)...)
+				for _, ref := range st.run.resRefs {
+					used[ref] = true
+				}
+				k++
+			}
 		}
 		o.rules = append(o.rules, ruleText{rule: "drop", comment: commentText(g.Direction.String() + " " + g.Name + ": no policy allows")})
 		d.chains[g.Name] = o
@@ -196,6 +261,22 @@ func render(rs *ir.Ruleset) (*desired, error) {
 			members[g.Direction][m.Addr] = g.Name
 			mo := d.maps[dispatchMap(g.Direction, ir.FamilyOf(m.Addr))]
 			mo.elems = append(mo.elems, mapElem{addr: m.Addr, chain: g.Name, pod: m.Pod})
+		}
+	}
+	for i := range rs.Chains {
+		c := &rs.Chains[i]
+		if !used[c.Name] {
+			continue
+		}
+		d.chains[c.Name] = irChainObjs[c.Name]
+		for j := range c.Rules {
+			used[c.Rules[j].PeerSet] = true
+			used[c.Rules[j].EndpointSet] = true
+		}
+	}
+	for name, o := range irSets {
+		if used[name] {
+			d.sets[name] = o
 		}
 	}
 	for _, m := range d.maps {

@@ -94,13 +94,17 @@ func writeIncremental(tx *knftables.Transaction, old, want *desired, st *SyncSta
 			st.ObjectsAdded++
 		}
 	}
-	// 2. New set members, before rules that look them up.
-	removedKeys := map[string][][]string{}
+	// 2. Set members: those no longer wanted go first, since an interval
+	// set refuses a new element that overlaps an old one (a port range that
+	// grew, a prefix that shrank); then the new ones, before rules that look
+	// them up. The kernel applies the whole transaction at once, so no packet
+	// sees the set in between.
 	for _, name := range sortedKeys(want.sets) {
 		added, removed := setKeyDiff(old.sets[name], want.sets[name])
+		writeSetElements(tx, true, name, removed, batch)
+		st.ElementsDeleted += len(removed)
 		writeSetElements(tx, false, name, added, batch)
 		st.ElementsAdded += len(added)
-		removedKeys[name] = removed
 	}
 	// 3. Chains whose rules changed: flush and refill.
 	for _, name := range sortedKeys(want.chains) {
@@ -126,12 +130,7 @@ func writeIncremental(tx *knftables.Transaction, old, want *desired, st *SyncSta
 		st.ElementsDeleted += len(removed)
 		st.ElementsAdded += len(added)
 	}
-	// 5. Set members no longer wanted, once no new rule depends on them.
-	for _, name := range sortedKeys(want.sets) {
-		writeSetElements(tx, true, name, removedKeys[name], batch)
-		st.ElementsDeleted += len(removedKeys[name])
-	}
-	// 6. Chains no longer wanted: flush them all first, so that no rule of
+	// 5. Chains no longer wanted: flush them all first, so that no rule of
 	// one still jumps to another, then delete them.
 	var gone []string
 	for _, name := range sortedKeys(old.chains) {
@@ -146,7 +145,7 @@ func writeIncremental(tx *knftables.Transaction, old, want *desired, st *SyncSta
 		tx.Delete(&knftables.Chain{Name: name})
 		st.ObjectsDeleted++
 	}
-	// 7. Sets and maps no longer wanted: their last users are gone by now.
+	// 6. Sets and maps no longer wanted: their last users are gone by now.
 	for _, name := range sortedKeys(old.sets) {
 		if want.sets[name] == nil {
 			tx.Delete(&knftables.Set{Name: name})
@@ -225,6 +224,12 @@ func setKeyDiff(old, want *setObj) (added, removed [][]string) {
 	case ir.EndpointSet:
 		add, rm := diffSorted(old.endpoints, want.endpoints, ir.CompareEndpoints)
 		return mapKeys(add, endpointKey), mapKeys(rm, endpointKey)
+	case anyNets:
+		add, rm := diffSorted(old.prefixes, want.prefixes, comparePrefix)
+		return mapKeys(add, netKeys), mapKeys(rm, netKeys)
+	case allowBoxes:
+		add, rm := diffSorted(old.boxes, want.boxes, compareBox)
+		return mapKeys(add, boxKey), mapKeys(rm, boxKey)
 	case selfPairs:
 		add, rm := diffSorted(old.addrs, want.addrs, netip.Addr.Compare)
 		return mapKeys(add, pairKey), mapKeys(rm, pairKey)
