@@ -2,12 +2,15 @@ package nftables
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -57,8 +60,14 @@ func newKernelBackend(t *testing.T) *Backend {
 // elements that rs renders to.
 func kernelMatches(t *testing.T, rs *ir.Ruleset) {
 	t.Helper()
+	kernelMatchesBudget(t, rs, DefaultMergeBudget)
+}
+
+// kernelMatchesBudget is kernelMatches for a backend with merge budget budget.
+func kernelMatchesBudget(t *testing.T, rs *ir.Ruleset, budget int) {
+	t.Helper()
 	ctx := context.Background()
-	want, err := render(rs)
+	want, err := renderWith(rs, budget)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,14 +91,7 @@ func kernelMatches(t *testing.T, rs *ir.Ruleset) {
 		for _, k := range added {
 			wantKeys = append(wantKeys, strings.TrimSuffix(strings.Join(k, " . "), "/32"))
 		}
-		elems, err := nft.ListElements(ctx, "set", name)
-		if err != nil {
-			t.Fatalf("list set %s: %v", name, err)
-		}
-		var gotKeys []string
-		for _, e := range elems {
-			gotKeys = append(gotKeys, strings.Join(e.Key, " . "))
-		}
+		gotKeys := kernelSetKeys(t, name)
 		slices.Sort(wantKeys)
 		slices.Sort(gotKeys)
 		if diff := cmp.Diff(wantKeys, gotKeys); diff != "" {
@@ -125,6 +127,58 @@ func kernelMatches(t *testing.T, rs *ir.Ruleset) {
 	}
 }
 
+// kernelSetKeys lists the elements of a set of table inet weft as nft -j
+// gives them, written as the backend writes keys ("a . tcp . 80-90"):
+// knftables' ListElements drops port ranges inside concatenations.
+func kernelSetKeys(t *testing.T, name string) []string {
+	t.Helper()
+	var out struct {
+		Nftables []struct {
+			Set *struct {
+				Elem []any `json:"elem"`
+			} `json:"set"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(nftCmd(t, "-j", "list", "set", "inet", tableName, name)), &out); err != nil {
+		t.Fatalf("list set %s: %v", name, err)
+	}
+	var part func(v any) string
+	part = func(v any) string {
+		switch v := v.(type) {
+		case string:
+			return v
+		case float64:
+			return strconv.Itoa(int(v))
+		case map[string]any:
+			if p, ok := v["prefix"].(map[string]any); ok {
+				return fmt.Sprintf("%v/%v", p["addr"], p["len"])
+			}
+			if r, ok := v["range"].([]any); ok && len(r) == 2 {
+				return part(r[0]) + "-" + part(r[1])
+			}
+			if c, ok := v["concat"].([]any); ok {
+				parts := make([]string, len(c))
+				for i, x := range c {
+					parts[i] = part(x)
+				}
+				return strings.Join(parts, " . ")
+			}
+		}
+		t.Fatalf("set %s: element %v not understood", name, v)
+		return ""
+	}
+	var keys []string
+	for _, o := range out.Nftables {
+		if o.Set == nil {
+			continue
+		}
+		for _, e := range o.Set.Elem {
+			keys = append(keys, part(e))
+		}
+	}
+	return keys
+}
+
 func TestKernelApplyAndIncrementalUpdate(t *testing.T) {
 	if !netnstest.Enter(t, "nft") {
 		return
@@ -142,7 +196,10 @@ func TestKernelApplyAndIncrementalUpdate(t *testing.T) {
 	listing := nftCmd(t, "list", "table", "inet", tableName)
 	for _, want := range []string{
 		"type filter hook forward priority filter + 5; policy accept;",
-		"ip saddr @weft-web4 tcp dport 80 accept",
+		"ip saddr . meta l4proto . th dport @allow-weft-g-a-4 accept",
+		"ip daddr @allow-any-weft-g-b-4 accept",
+		"ip saddr @weft-ext ip daddr . meta l4proto . tcp dport @weft-http4 accept",
+		"0.0.0.0/0 . udp . 5000-5010",
 		`10.32.0.7 comment "y/a" : jump weft-g-a`,
 		"10.40.128.0/17",
 	} {
@@ -151,8 +208,9 @@ func TestKernelApplyAndIncrementalUpdate(t *testing.T) {
 		}
 	}
 
-	// Membership only: a pod joins a peer set, another pod joins group a
-	// (and the self set), b leaves group b (and the self sets).
+	// Membership only: a pod joins a peer set (and so the merged set of
+	// group a), another pod joins group a (and the self set), b leaves group
+	// b (and the self sets).
 	rs2 := exampleRuleset()
 	rs2.Sets[2].Addrs = append(rs2.Sets[2].Addrs, addr("10.32.0.10")) // weft-web4
 	rs2.Groups[0].Members = append(rs2.Groups[0].Members, ir.Member{Addr: addr("10.32.0.11"), Pod: "y/a2"})
@@ -166,19 +224,21 @@ func TestKernelApplyAndIncrementalUpdate(t *testing.T) {
 	}
 	kernelMatches(t, rs2)
 
-	// A policy's rules change: only that chain is rewritten.
+	// A merged policy's port range grows: the old element goes and the new,
+	// overlapping one comes in the same transaction (the kernel refuses
+	// the new one while the old is there); no chain is rewritten.
 	rs3 := exampleRuleset()
 	rs3.Chains[1].Rules[1].PortMax = 5020 // weft-p-allow-ext
 	if err := b.Apply(ctx, rs3); err != nil {
 		t.Fatalf("Apply after a rule change: %v", err)
 	}
 	st = b.LastSync()
-	if st.Full || st.ChainsWritten != 1 {
-		t.Errorf("rule change: want one chain rewritten, got %+v", st)
+	if !st.ElementsOnly() || st.GroupsMerged != 2 {
+		t.Errorf("port range change of a merged policy: want elements only, got %+v", st)
 	}
 	kernelMatches(t, rs3)
-	if l := nftCmd(t, "list", "chain", "inet", tableName, "weft-p-allow-ext"); !strings.Contains(l, "udp dport 5000-5020 accept") {
-		t.Errorf("chain not rewritten:\n%s", l)
+	if l := nftCmd(t, "list", "set", "inet", tableName, "allow-weft-g-a-4"); !strings.Contains(l, "0.0.0.0/0 . udp . 5000-5020") {
+		t.Errorf("merged set not updated:\n%s", l)
 	}
 
 	// Many members of one set go: one batched command.
@@ -200,6 +260,28 @@ func TestKernelApplyAndIncrementalUpdate(t *testing.T) {
 	}
 	if st := b.LastSync(); st.Operations != 0 {
 		t.Errorf("unchanged ruleset sent %d operations", st.Operations)
+	}
+
+	// Over the merge budget, the groups walk their policy chains.
+	walker, err := New(Config{Logger: quietLogger(), MergeBudget: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := walker.Apply(ctx, rs3); err != nil {
+		t.Fatalf("Apply over budget: %v", err)
+	}
+	if st := walker.LastSync(); !st.Full || st.GroupsWalked != 2 || st.GroupsMerged != 0 {
+		t.Errorf("over budget: want a full sync with both groups walking, got %+v", st)
+	}
+	kernelMatchesBudget(t, rs3, 1)
+	listing = nftCmd(t, "list", "table", "inet", tableName)
+	for _, want := range []string{"jump weft-p-allow-web", "ip saddr @weft-web4 tcp dport 80 accept", "udp dport 5000-5020 accept"} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("kernel listing over budget lacks %q:\n%s", want, listing)
+		}
+	}
+	if strings.Contains(listing, "allow-weft-g-a") {
+		t.Errorf("merged sets left over budget:\n%s", listing)
 	}
 }
 
