@@ -28,9 +28,17 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func newFakeBackend() (*Backend, *knftables.Fake) {
-	fake := knftables.NewFake(knftables.InetFamily, tableName)
-	return newBackend(Config{Logger: quietLogger()}, fake), fake
+	return newFakeBackendBudget(0)
 }
+
+// newFakeBackendBudget is a backend on the fake with merge budget budget
+// (0: the default).
+func newFakeBackendBudget(budget int) (*Backend, *knftables.Fake) {
+	fake := newFakeBackendFake()
+	return newBackend(Config{Logger: quietLogger(), MergeBudget: budget}, fake), fake
+}
+
+func newFakeBackendFake() *knftables.Fake { return knftables.NewFake(knftables.InetFamily, tableName) }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
@@ -246,8 +254,12 @@ func normalizeDump(d string) string {
 // all clusters) on the fake; random flows traced through the rendered rules
 // must agree with ir.Tracer and with policy.Evaluator, flow by flow, and an
 // incremental sync must leave exactly what a full sync of the same ruleset
-// leaves.
+// leaves. Node-1's backend has the default merge budget, node-2's a budget
+// of 8 elements and node-3's of 40, so that groups take both the merged path
+// and the chain walk, and some change from one to the other between syncs.
 func TestDifferential(t *testing.T) {
+	budgets := map[string]int{"node-2": 8, "node-3": 40}
+	merged, walked := 0, 0
 	const clusters, flowsPer = 300, 400
 	rng := rand.New(rand.NewPCG(11, 12))
 	backends := map[string]*Backend{}
@@ -271,15 +283,17 @@ func TestDifferential(t *testing.T) {
 		for _, node := range nodes {
 			rs := compile.Compile(s, node)
 			if backends[node] == nil {
-				backends[node], fakes[node] = newFakeBackend()
+				backends[node], fakes[node] = newFakeBackendBudget(budgets[node])
 			}
 			b, fake := backends[node], fakes[node]
 			in := applyAndParse(t, b, fake, rs)
 			if !b.LastSync().Full {
 				incremental++
 			}
+			merged += b.LastSync().GroupsMerged
+			walked += b.LastSync().GroupsWalked
 			// The incremental result equals a fresh full sync.
-			fb, ff := newFakeBackend()
+			fb, ff := newFakeBackendBudget(budgets[node])
 			if err := fb.Apply(context.Background(), rs); err != nil {
 				t.Fatal(err)
 			}
@@ -339,7 +353,10 @@ func TestDifferential(t *testing.T) {
 	if incremental < clusters {
 		t.Fatalf("only %d incremental syncs: the test should exercise them", incremental)
 	}
-	t.Logf("%d flows (%d allowed), %d per-node checks, %d incremental syncs: 0 mismatches", total, allowed, checks, incremental)
+	if merged < 100 || walked < 100 {
+		t.Fatalf("%d groups merged, %d walking their chains: the test should exercise both", merged, walked)
+	}
+	t.Logf("%d flows (%d allowed), %d per-node checks, %d incremental syncs, groups %d merged and %d walking: 0 mismatches", total, allowed, checks, incremental, merged, walked)
 }
 
 func directionOf(base string) ir.Direction {
