@@ -10,8 +10,7 @@
 //
 // Per-packet cost does not grow with the number of pods or policies: one
 // verdict-map lookup per direction finds the local pod's group chain, which
-// jumps to the chains of just the policies that select that pod; peers are
-// matched with set lookups.
+// decides with a few set lookups, however many policies select the pod.
 //
 //	table inet weft {
 //	  # egress of local sources, then ingress of local destinations: two base
@@ -26,33 +25,53 @@
 //	    ip6 saddr vmap @egress-ip6
 //	  }
 //	  chain forward-ingress { type filter hook forward priority filter + 6; policy accept;
-//	    ct state established,related accept
-//	    icmpv6 type { ...neighbour discovery... } ip6 hoplimit 255 accept
-//	    ip saddr . ip daddr @self-ip4 accept
-//	    ip6 saddr . ip6 daddr @self-ip6 accept
-//	    ip daddr vmap @ingress-ip4
-//	    ip6 daddr vmap @ingress-ip6
+//	    ...the same, then ip daddr vmap @ingress-ip4, ip6 daddr vmap @ingress-ip6
 //	  }
 //	  map ingress-ip4 { type ipv4_addr : verdict;   # local pod address -> its group
-//	    elements = { 10.32.0.7 comment "y/a" : jump weft-g-... } }
+//	    elements = { 10.32.0.7 comment "y/a" : jump weft-g-a } }
 //	  map ingress-ip6, egress-ip4, egress-ip6 likewise
 //
-//	  chain weft-g-...   {                         # one per ir.Group
-//	    jump weft-p-aaa comment "y/allow-web"      # its policies, in order
-//	    jump weft-p-bbb comment "y/deny-all"
-//	    drop comment "ingress weft-g-...: no policy allows"  # the direction's drop
+//	  chain weft-g-a {                             # one per ir.Group (ingress here)
+//	    ip saddr @allow-any-weft-g-a-4 accept      # peers allowed every protocol and port
+//	    ip saddr . meta l4proto . th dport @allow-weft-g-a-4 accept
+//	    ip6 saddr . meta l4proto . th dport @allow-weft-g-a-6 accept
+//	    ip saddr @weft-ext meta l4proto tcp ip daddr . meta l4proto . th dport @weft-http4 accept  # named port: a rule
+//	    jump weft-p-admin                          # a chain with Drop or Pass rules, walked in order
+//	    drop comment "ingress weft-g-a: no policy allows"  # the direction's drop
 //	  }
-//	  chain weft-p-aaa {                           # one per ir.Chain
-//	    ip saddr @weft-s1 meta l4proto tcp th dport 80 accept comment "y/allow-web ingress[0]"
-//	    ip6 saddr @weft-s2 meta l4proto tcp th dport 80 accept comment "y/allow-web ingress[0]"
-//	    ip saddr @weft-n1 meta l4proto tcp ip daddr . meta l4proto . th dport @weft-e1 accept comment "..."
-//	    meta nfproto ipv4 accept comment "..."     # a rule with any peer, any port
-//	  }
-//	  set weft-s1 { type ipv4_addr; }                          # ir.AddrSet (pods)
+//	  set allow-any-weft-g-a-4 { type ipv4_addr; flags interval; }   # 10.40.0.0/16, 10.32.0.9, 0.0.0.0/0 ...
+//	  set allow-weft-g-a-4 { type ipv4_addr . inet_proto . inet_service; flags interval; }
+//	    # elements = { 10.32.0.8 . tcp . 80, 0.0.0.0/0 . udp . 5000-5010, 10.40.0.0/16 . tcp . 8080-8090 }
+//	  chain weft-p-admin { ... }                   # one per ir.Chain that some group walks
+//	  set weft-s1 { type ipv4_addr; }                          # ir.AddrSet (pods), if a kept rule uses it
 //	  set weft-n1 { type ipv4_addr; flags interval; }          # ir.NetSet (ipBlock - except)
 //	  set weft-e1 { type ipv4_addr . inet_proto . inet_service; }  # ir.EndpointSet (named port)
 //	  set self-ip4 { type ipv4_addr . ipv4_addr; }  # each isolated local pod address . itself
 //	}
+//
+// # Merged groups
+//
+// Chains whose rules all accept (every NetworkPolicy chain) accept, tried in
+// a row, exactly the union of what their rules match. So each run of such
+// chains in a group becomes, per family, one interval set of peers allowed
+// on every protocol and port (rules with protocol 0; any peer is 0.0.0.0/0 or
+// ::/0) and one concatenated interval set of (peer prefix . protocol . port
+// range) — the members of the rules' peer sets, their protocol, their ports
+// (0-65535 for every port). The key always includes the protocol, since th
+// dport reads no port on ICMP. The kernel refuses overlapping elements, so
+// the elements are made disjoint: a prefix inside another gets only the
+// ports its outer prefixes do not already allow. Runs after the first get
+// sets named ...-r1-4 and so on.
+//
+// What stays a rule or a chain, in order: rules with a named port (it
+// resolves on the destination, which for ingress is the group member, not a
+// key of the sets) stay rules in the group chain; chains with Drop or Pass
+// rules (ClusterNetworkPolicy) are jumped to as before, between the runs. A
+// group whose merged sets would hold more than Config.MergeBudget elements
+// (DefaultMergeBudget, 50,000) walks all its chains as before, and the sync
+// says so in a debug line: memory stays bounded by the ir's own sets, never
+// groups times pods. The ir's chains and sets are rendered only when a walked
+// chain or a kept rule uses them.
 //
 // Only the forward hook is used: packets between the node and its pods
 // (kubelet probes, a pod calling its node) never take it and are always
@@ -65,15 +84,19 @@
 // isolated pod could reach nothing over IPv6 (ARP never meets these hooks).
 //
 // A packet whose local address is in no map passes that direction (the pod is
-// not isolated for it). Inside a policy chain ir.Accept is `accept` (ends the
-// direction), ir.Drop is `drop`, and ir.Pass is `return` (back to the group
-// chain, which tries the next policy). Every drop of a new connection happens
-// in a group chain, so the chain's direction and name attribute it.
+// not isolated for it). Inside a walked policy chain ir.Accept is `accept`
+// (ends the direction), ir.Drop is `drop`, and ir.Pass is `return` (back to
+// the group chain, which tries the next policy). Every drop of a new
+// connection happens in a group chain, so the chain's direction and name
+// attribute it.
 //
 // # Syncs
 //
 // The backend keeps what it applied last. A sync whose desired state differs
-// only in set and map membership sends only element adds and deletes; chains
+// only in set and map membership sends only element adds and deletes (a pod
+// joining a peer set adds its elements to every merged set built from that
+// peer set; deletes go first, since an interval set refuses an element that
+// overlaps one still there); chains
 // whose rules changed are flushed and refilled, new objects are added and
 // objects no longer needed are deleted, all in the same transaction. The first
 // sync of a process (and the first after a failed one) adopts whatever an
