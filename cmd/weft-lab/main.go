@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weftnet/weft/internal/scenarios"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftnet/weft/internal/lab"
@@ -240,7 +242,7 @@ func (d *driver) demo(ctx context.Context) error {
 	}
 	fmt.Fprint(d.out, indent(after.String()))
 	d.step("What changed ('-' blocked now, connected before; '+' the reverse)")
-	fmt.Fprint(d.out, indent(lab.Changes(before, after)))
+	fmt.Fprint(d.out, indent(scenarios.Changes(before, after)))
 	d.step("Done: the policies hold as written. Tearing down.")
 	return nil
 }

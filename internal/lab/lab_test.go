@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/internal/scenarios"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -108,12 +110,12 @@ func TestPodsReachEachOtherWithoutWeft(t *testing.T) {
 		addPod(t, l, PodSpec{Namespace: "reach", Name: "h", Node: l.Nodes[1], HostNetwork: true}),
 		l.Nodes[0], l.Nodes[1],
 	}
-	all := AllConnect(endpointIDs(pods), endpointIDs(pods))
+	all := allConnect(endpointIDs(pods))
 	for _, target := range []Target{TCP80, TCP81, UDP80, UDP81, TCP80v6, UDP80v6} {
 		t.Run(strings.ReplaceAll(target.String(), " ", "-"), func(t *testing.T) {
 			got, errs := l.ProbeMatrix(context.Background(), pods, pods, target)
 			if !got.Equal(all) {
-				t.Fatalf("%s:\n%s%v", target, Diff(all, got), errs)
+				t.Fatalf("%s:\n%s%v", target, scenarios.Diff(all, got), errs)
 			}
 		})
 	}
@@ -145,19 +147,19 @@ func TestHandWrittenDropShowsInMatrix(t *testing.T) {
 			_, _ = l.Nodes[0].Exec(ctx, "iptables", append([]string{"-D"}, rule...)...)
 		}
 	})
-	waitMatrix(t, l, pods, TCP80, MustParseMatrix(`
+	waitMatrix(t, l, pods, TCP80, scenarios.MustParseMatrix(`
 	        drop/a drop/b drop/c
 	drop/a    .      X      .
 	drop/b    .      .      .
 	drop/c    .      X      .`))
 	// The rule is about TCP 80 only.
-	waitMatrix(t, l, pods, TCP81, AllConnect(endpointIDs(pods), endpointIDs(pods)))
-	waitMatrix(t, l, pods, UDP80, AllConnect(endpointIDs(pods), endpointIDs(pods)))
+	waitMatrix(t, l, pods, TCP81, allConnect(endpointIDs(pods)))
+	waitMatrix(t, l, pods, UDP80, allConnect(endpointIDs(pods)))
 	if _, err := l.Nodes[0].Exec(ctx, "iptables", append([]string{"-D"}, rule...)...); err != nil {
 		t.Fatal(err)
 	}
 	removed = true
-	waitMatrix(t, l, pods, TCP80, AllConnect(endpointIDs(pods), endpointIDs(pods)))
+	waitMatrix(t, l, pods, TCP80, allConnect(endpointIDs(pods)))
 }
 
 // The Pod object looks like one a kubelet runs: on its node, Running, with

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftnet/weft/internal/scenarios"
+
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -179,7 +181,7 @@ func probeUDP(ctx context.Context, addr string, timeout time.Duration) (string, 
 // ProbeMatrix probes every source against every destination in parallel
 // (bounded) and returns the matrix and the probes' errors by "from -> to".
 func (l *Lab) ProbeMatrix(ctx context.Context, from, to []Endpoint, t Target) (*Matrix, map[string]error) {
-	m := NewMatrix(endpointIDs(from), endpointIDs(to))
+	m := scenarios.NewMatrix(endpointIDs(from), endpointIDs(to), false)
 	errs := map[string]error{}
 	var mu sync.Mutex
 	sem := make(chan struct{}, l.cfg.ProbeParallelism)
@@ -216,7 +218,7 @@ func (l *Lab) WaitMatrix(ctx context.Context, from, to []Endpoint, t Target, wan
 		}
 		select {
 		case <-ctx.Done():
-			return got, fmt.Errorf("%s: reachability did not become as wanted: %w\n%s%s", t, ctx.Err(), Diff(want, got), failedProbes(want, got, errs))
+			return got, fmt.Errorf("%s: reachability did not become as wanted: %w\n%s%s", t, ctx.Err(), scenarios.Diff(want, got), failedProbes(want, got, errs))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -227,7 +229,7 @@ func failedProbes(want, got *Matrix, errs map[string]error) string {
 	var lines []string
 	for _, f := range want.From {
 		for _, d := range want.To {
-			if want.Connects(f, d) && !got.Connects(f, d) {
+			if connects(want, f, d) && !connects(got, f, d) {
 				if err := errs[f+" -> "+d]; err != nil {
 					lines = append(lines, "  "+err.Error())
 				}

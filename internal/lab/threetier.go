@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/weftnet/weft/internal/scenarios"
+
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -87,7 +89,7 @@ func (a ThreeTier) Policies() []*networkingv1.NetworkPolicy {
 // ExpectedBefore is the TCP/80 matrix with no policy: everything connects.
 func (a ThreeTier) ExpectedBefore() *Matrix {
 	ids := a.ids()
-	return AllConnect(ids, ids)
+	return allConnect(ids)
 }
 
 // ExpectedAfter is the TCP/80 matrix with Policies applied, written by hand
@@ -117,12 +119,12 @@ func (a ThreeTier) ExpectedAfterTCP81() *Matrix {
 
 // matrix reads a matrix written with short names and gives it the pods' IDs.
 func (a ThreeTier) matrix(text string) *Matrix {
-	short := MustParseMatrix(text)
+	short := scenarios.MustParseMatrix(text)
 	ids := a.ids()
-	m := NewMatrix(ids, ids)
+	m := scenarios.NewMatrix(ids, ids, false)
 	for i, from := range short.From {
 		for j, to := range short.To {
-			m.Set(ids[i], ids[j], short.Connects(from, to))
+			m.Set(ids[i], ids[j], connects(short, from, to))
 		}
 	}
 	return m

@@ -171,6 +171,17 @@ func (m *Matrix) String() string {
 
 // format writes the matrix; mark, if set, flags cells with a '*'.
 func (m *Matrix) format(mark func(i, j int) bool) string {
+	return m.render(func(i, j int) string {
+		c := cell(m.cells[i][j])
+		if mark != nil && mark(i, j) {
+			c += "*"
+		}
+		return c
+	})
+}
+
+// render writes the matrix with each cell's text from cellText.
+func (m *Matrix) render(cellText func(i, j int) string) string {
 	rowWidth := 0
 	for _, f := range m.From {
 		rowWidth = max(rowWidth, len(f))
@@ -184,10 +195,7 @@ func (m *Matrix) format(mark func(i, j int) bool) string {
 	for i, f := range m.From {
 		fmt.Fprintf(&b, "%-*s", rowWidth, f)
 		for j, t := range m.To {
-			c := cell(m.cells[i][j])
-			if mark != nil && mark(i, j) {
-				c += "*"
-			}
+			c := cellText(i, j)
 			// Centre the cell under its column name.
 			left := (len(t) + 1) / 2
 			fmt.Fprintf(&b, " %*s%-*s", left, c, len(t)-left, "")
@@ -198,6 +206,37 @@ func (m *Matrix) format(mark func(i, j int) bool) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// Equal reports whether o has the same rows, columns and cells.
+func (m *Matrix) Equal(o *Matrix) bool {
+	if !slices.Equal(m.From, o.From) || !slices.Equal(m.To, o.To) {
+		return false
+	}
+	for i := range m.cells {
+		if !slices.Equal(m.cells[i], o.cells[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Changes renders after with the cells that differ from before marked: '+'
+// allowed now but blocked before, '-' blocked now but allowed before.
+// Unchanged cells show '.' or 'X'.
+func Changes(before, after *Matrix) string {
+	if !slices.Equal(before.From, after.From) || !slices.Equal(before.To, after.To) {
+		return fmt.Sprintf("matrices have different endpoints:\nbefore:\n%safter:\n%s", before, after)
+	}
+	return after.render(func(i, j int) string {
+		switch a, b := after.cells[i][j], before.cells[i][j]; {
+		case a && !b:
+			return "+"
+		case !a && b:
+			return "-"
+		}
+		return cell(after.cells[i][j])
+	})
 }
 
 // Diff returns "" when got has the rows, columns and cells of want, and

@@ -114,3 +114,26 @@ func TestMatrixSetUnknownCellPanics(t *testing.T) {
 	}()
 	NewMatrix([]string{"x/a"}, []string{"x/a"}, true).Set("x/a", "y/a", false)
 }
+
+func TestMatrixChangesAndEqual(t *testing.T) {
+	before := MustParseMatrix(`
+     x/a x/b
+x/a   .   .
+x/b   X   .
+`)
+	after := MustParseMatrix(`
+     x/a x/b
+x/a   .   X
+x/b   .   .
+`)
+	want := "    x/a x/b\nx/a  .   -\nx/b  +   .\n"
+	if got := Changes(before, after); got != want {
+		t.Errorf("Changes:\n%q\nwant\n%q", got, want)
+	}
+	if before.Equal(after) || !after.Equal(after.Clone()) {
+		t.Error("Equal is wrong")
+	}
+	if other := NewMatrix([]string{"x/a"}, []string{"x/a"}, true); other.Equal(before) {
+		t.Error("matrices of other endpoints are not equal")
+	}
+}

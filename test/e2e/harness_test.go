@@ -284,7 +284,7 @@ func (c *cluster) expectMatrix(t testing.TB, target lab.Target, want *lab.Matrix
 // expectText is expectMatrix with the matrix written as text.
 func (c *cluster) expectText(t testing.TB, text string, targets ...lab.Target) {
 	t.Helper()
-	want, err := lab.ParseMatrix(text)
+	want, err := scenarios.ParseMatrix(text)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func (c *cluster) expectOpen(t testing.TB) {
 	for _, n := range c.model.Nodes {
 		names = append(names, n.Name)
 	}
-	c.expectMatrix(t, lab.TCP80, lab.AllConnect(names, names))
+	c.expectMatrix(t, lab.TCP80, scenarios.NewMatrix(names, names, true))
 }
 
 // target turns a catalogue probe key into a lab target.
@@ -355,11 +355,7 @@ func (c *cluster) runScenario(t testing.TB, sc *scenarios.Scenario) {
 			skipped = append(skipped, probe.String())
 			continue
 		}
-		want, err := lab.ParseMatrix(probe.Expect.String())
-		if err != nil {
-			t.Fatalf("catalogue matrix of %s: %v", probe, err)
-		}
-		c.expectMatrix(t, target(probe.ProbeKey), want)
+		c.expectMatrix(t, target(probe.ProbeKey), probe.Expect)
 	}
 	if len(skipped) > 0 {
 		reason := sctpMissing()
