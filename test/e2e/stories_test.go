@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,6 +97,7 @@ func stories() []story {
 		{"egress-ipblock-except-added", storyEgressIPBlock},
 		{"new-pod-in-isolated-namespace", storyNewPod},
 		{"weft-restart-keeps-enforcing", storyRestart},
+		{"backend-switch-removes-other-rules", storyBackendSwitch},
 		{"three-tier-demo", storyThreeTier},
 	}
 }
@@ -504,15 +506,89 @@ func storyRestart(t *testing.T, c *cluster) {
 	c.expectText(t, storyAllOpen, tcp80)
 }
 
+// storyBackendSwitch restarts node-1's weft with the other backend: it
+// enforces from its first sync, removes the first backend's rules, and the
+// switch back does the same the other way.
+func storyBackendSwitch(t *testing.T, c *cluster) {
+	other := map[string]string{"iptables": "nftables", "nftables": "iptables"}[c.backend]
+	c.create(t, netpol("x", "deny-all", networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{}}))
+	c.expectText(t, storyXIsolated, tcp80)
+	for _, step := range []struct{ from, to string }{{c.backend, other}, {other, c.backend}} {
+		c.restartWeftWith(t, 0, step.to, func() {})
+		c.expectText(t, storyXIsolated, tcp80, tcp80v6)
+		node := c.lab.Nodes[0]
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			left := leftoverRules(t, node, step.from)
+			if left == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after switching %s from %s to %s, the %s rules are still there:\n%s", node.Name, step.from, step.to, step.from, left)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if left := leftoverRules(t, node, step.to); left == "" {
+			t.Fatalf("after switching %s to %s, it holds no %s rules", node.Name, step.to, step.to)
+		}
+	}
+	c.deletePolicy(t, "x", "deny-all")
+	c.expectText(t, storyAllOpen, tcp80)
+}
+
+// leftoverRules returns what backend owns in node's packet filter, or "".
+func leftoverRules(t *testing.T, node *lab.Node, backend string) string {
+	t.Helper()
+	ctx := context.Background()
+	if backend == "nftables" {
+		out, err := node.Exec(ctx, "nft", "list", "tables")
+		if err != nil {
+			t.Fatalf("nft list tables on %s: %v", node.Name, err)
+		}
+		if strings.Contains(out, "table inet weft") {
+			return out
+		}
+		return ""
+	}
+	var left []string
+	for _, save := range []string{"iptables-nft-save", "ip6tables-nft-save", "iptables-legacy-save", "ip6tables-legacy-save"} {
+		out, err := node.Exec(ctx, save, "-t", "filter")
+		if err != nil {
+			continue // that variant may have no table here at all
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "WEFT") || strings.Contains(l, "weft-") {
+				left = append(left, save+": "+l)
+			}
+		}
+	}
+	out, err := node.Exec(ctx, "ipset", "list", "-n")
+	if err != nil {
+		t.Fatalf("ipset list on %s: %v", node.Name, err)
+	}
+	for _, l := range strings.Fields(out) {
+		if strings.HasPrefix(l, "weft-") {
+			left = append(left, "ipset: "+l)
+		}
+	}
+	return strings.Join(left, "\n")
+}
+
 // restartWeft stops weft on node i, runs while, and starts it again.
 func (c *cluster) restartWeft(t testing.TB, i int, while func()) {
+	t.Helper()
+	c.restartWeftWith(t, i, c.backend, while)
+}
+
+// restartWeftWith is restartWeft with a backend of choice.
+func (c *cluster) restartWeftWith(t testing.TB, i int, backend string, while func()) {
 	t.Helper()
 	node := c.lab.Nodes[i]
 	if err := c.lab.StopWeft(c.wefts[i]); err != nil {
 		t.Fatalf("stop weft on %s: %v", node.Name, err)
 	}
 	while()
-	w, err := c.lab.StartWeft(context.Background(), node, lab.WeftOptions{Binary: c.env.weft, Backend: c.backend})
+	w, err := c.lab.StartWeft(context.Background(), node, lab.WeftOptions{Binary: c.env.weft, Backend: backend})
 	if err != nil {
 		t.Fatal(err)
 	}
