@@ -20,6 +20,10 @@ type Config struct {
 	Mode Mode
 	// Logger receives the mode decision and warnings; nil means slog.Default().
 	Logger *slog.Logger
+	// MergeBudget is the most elements the merged sets of one group may hold
+	// per family; a group that needs more walks its policy chains. 0 means
+	// DefaultMergeBudget, a negative value never merges.
+	MergeBudget int
 }
 
 // Backend programs the node's filter table with iptables and ipset. Its
@@ -34,6 +38,7 @@ type Backend struct {
 	applied *state
 	temps   int
 	stats   Stats
+	budget  int
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -96,7 +101,14 @@ func New(cfg Config) (*Backend, error) {
 		reason = "set by configuration"
 	}
 	log.Info("iptables backend ready", "mode", string(mode), "reason", reason)
-	return &Backend{mode: mode, tools: toolsFor(mode), log: log}, nil
+	budget := cfg.MergeBudget
+	switch {
+	case budget == 0:
+		budget = DefaultMergeBudget
+	case budget < 0:
+		budget = 0
+	}
+	return &Backend{mode: mode, tools: toolsFor(mode), log: log, budget: budget}, nil
 }
 
 // saveAll returns the rules of every table of both families.
@@ -148,7 +160,7 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	if err := ctxErr(ctx, "iptables apply"); err != nil {
 		return err
 	}
-	next, err := render(rs)
+	next, err := renderBudget(rs, b.budget)
 	if err != nil {
 		return fmt.Errorf("iptables backend: %w", err)
 	}

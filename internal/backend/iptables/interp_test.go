@@ -25,10 +25,13 @@ type interp struct {
 	tables [2]map[string][][]string // chain → rules as words
 	sets   map[string]map[string]bool
 	nets   map[string][]netip.Prefix
+	// netPorts holds hash:net,port sets: "proto:port" → peer prefixes.
+	netPorts map[string]map[string][]netip.Prefix
 }
 
 func newInterp(t *testing.T, st *state) *interp {
-	in := &interp{t: t, sets: map[string]map[string]bool{}, nets: map[string][]netip.Prefix{}}
+	in := &interp{t: t, sets: map[string]map[string]bool{}, nets: map[string][]netip.Prefix{},
+		netPorts: map[string]map[string][]netip.Prefix{}}
 	for fi, tab := range st.tables {
 		in.tables[fi] = map[string][][]string{}
 		for chain, rules := range tab.chains {
@@ -50,11 +53,23 @@ func newInterp(t *testing.T, st *state) *interp {
 	}
 	for name, s := range st.sets {
 		in.sets[name] = map[string]bool{}
+		if s.Type == "hash:net,port" {
+			in.netPorts[name] = map[string][]netip.Prefix{}
+		}
 		for _, m := range s.Members {
-			if s.Type == "hash:net" {
-				in.nets[name] = append(in.nets[name], netip.MustParsePrefix(m))
-			} else {
+			switch s.Type {
+			case "hash:net":
+				in.nets[name] = append(in.nets[name], parseNet(t, m))
+			case "hash:net,port":
+				net, port, ok := strings.Cut(m, ",")
+				if !ok || !strings.Contains(port, ":") || strings.Contains(port, "-") {
+					t.Fatalf("set %s: member %q is not net,proto:port", name, m)
+				}
+				in.netPorts[name][port] = append(in.netPorts[name][port], parseNet(t, net))
+			case "hash:ip", "hash:ip,port":
 				in.sets[name][m] = true
+			default:
+				t.Fatalf("set %s: type %s unknown to the interpreter", name, s.Type)
 			}
 		}
 	}
@@ -187,11 +202,35 @@ func (in *interp) inSet(name, dirs string, p ir.Packet) bool {
 			}
 		}
 		return false
-	case "dst,dst":
+	case "src,dst", "dst,dst":
+		if nets, ok := in.netPorts[name]; ok {
+			a := addr(dirs[:3])
+			for _, n := range nets[fmt.Sprintf("%s:%d", protoName(p.Protocol), p.Port)] {
+				if n.Contains(a) {
+					return true
+				}
+			}
+			return false
+		}
+		if dirs != "dst,dst" {
+			in.t.Fatalf("set match %s %s on a set that is not hash:net,port", name, dirs)
+		}
 		return in.sets[name][fmt.Sprintf("%s,%s:%d", p.Dst, protoName(p.Protocol), p.Port)]
 	}
 	in.t.Fatalf("set match %s %s", name, dirs)
 	return false
+}
+
+// parseNet reads a hash:net member: a prefix, or an address alone.
+func parseNet(t *testing.T, m string) netip.Prefix {
+	if a, err := netip.ParseAddr(m); err == nil {
+		return netip.PrefixFrom(a, a.BitLen())
+	}
+	p, err := netip.ParsePrefix(m)
+	if err != nil {
+		t.Fatalf("hash:net member %q: %v", m, err)
+	}
+	return p
 }
 
 func xmark(t *testing.T, r []string) (value, mask uint32) {
@@ -216,21 +255,37 @@ func parseMark(t *testing.T, s string) (value, mask uint32) {
 
 // TestRenderedRulesAgreeWithTracer runs random flows of random clusters
 // through the rendered rules and through ir.Tracer: they must agree on every
-// verdict and, for drops, on the direction.
+// verdict and, for drops, on the direction. The merge budget varies by seed
+// (the default, and 8 and 40 elements, which send many groups back to
+// walking their chains), so both the merged sets and the chain walk are
+// checked, also side by side in one table.
 func TestRenderedRulesAgreeWithTracer(t *testing.T) {
 	rounds := 300
 	if testing.Short() {
 		rounds = 30
 	}
 	var flows, drops [2]int
+	var mergedGroups, walkingGroups int
 	for seed := range rounds {
 		rng := rand.New(rand.NewPCG(uint64(seed), 7))
 		c := clustergen.Random(rng, clustergen.RandomConfig{})
 		node := clustergen.NodeName(rng.IntN(2))
 		rs := compile.Compile(c.Snapshot, node)
-		st, err := render(rs)
+		budget := []int{DefaultMergeBudget, 8, 40}[seed%3]
+		st, err := renderBudget(rs, budget)
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
+		}
+		for _, tab := range st.tables {
+			for _, g := range rs.Groups {
+				body := strings.Join(tab.chains[g.Name], "\n")
+				if strings.Contains(body, "--match-set weft-m-") {
+					mergedGroups++
+				}
+				if strings.Contains(body, "-j weft-p-") {
+					walkingGroups++
+				}
+			}
 		}
 		in, tr := newInterp(t, st), ir.NewTracer(rs)
 		for _, f := range clustergen.RandomFlows(rng, c, 200) {
@@ -257,7 +312,11 @@ func TestRenderedRulesAgreeWithTracer(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("flows IPv4 %d (%d dropped), IPv6 %d (%d dropped)", flows[0], drops[0], flows[1], drops[1])
+	t.Logf("flows IPv4 %d (%d dropped), IPv6 %d (%d dropped); group chains with merged sets %d, walking chains %d",
+		flows[0], drops[0], flows[1], drops[1], mergedGroups, walkingGroups)
+	if mergedGroups == 0 || walkingGroups == 0 {
+		t.Errorf("the random clusters do not exercise both merged (%d) and walking (%d) groups", mergedGroups, walkingGroups)
+	}
 	if drops[0] == 0 || drops[1] == 0 || drops[0] == flows[0] {
 		t.Errorf("the random flows do not exercise both verdicts in both families: %v %v", flows, drops)
 	}

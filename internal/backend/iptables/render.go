@@ -62,7 +62,11 @@ func emptyState() *state {
 
 // render turns rs into the state the kernel must hold. It checks the ruleset
 // for what iptables and ipset cannot express and says what is wrong.
-func render(rs *ir.Ruleset) (*state, error) {
+func render(rs *ir.Ruleset) (*state, error) { return renderBudget(rs, DefaultMergeBudget) }
+
+// renderBudget is render with a merge budget per group and family (see
+// Config.MergeBudget; 0 never merges).
+func renderBudget(rs *ir.Ruleset, budget int) (*state, error) {
 	st := emptyState()
 	chains := make(map[string]*ir.Chain, len(rs.Chains))
 	for i := range rs.Chains {
@@ -101,7 +105,7 @@ func render(rs *ir.Ruleset) (*state, error) {
 			}
 		}
 	}
-	r := &renderer{chains: chains, sets: sets, st: st}
+	r := &renderer{chains: chains, sets: sets, st: st, budget: budget}
 	for _, fam := range families {
 		if err := r.renderFamily(rs, fam); err != nil {
 			return nil, err
@@ -117,6 +121,9 @@ type renderer struct {
 	// checkOnly renderers check rules and sets without rendering members.
 	checkOnly bool
 	checked   map[string]bool
+	// budget is the most elements a group's merged sets may hold in one
+	// family; 0 walks every chain.
+	budget int
 }
 
 func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
@@ -175,25 +182,82 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 
 		t.chains[g.Name] = nil
 		add(g.Name, markClear)
-		for i, cname := range g.Chains {
-			c := r.chains[cname]
-			if c.Direction != g.Direction {
-				return fmt.Errorf("ruleset: %s group %s runs %s chain %s", g.Direction, g.Name, c.Direction, c.Name)
-			}
-			cond := ""
-			if i > 0 {
-				cond = markNotSet + " "
-			}
-			add(g.Name, strings.TrimPrefix(cond+strings.TrimPrefix(commentArg(c.Policy), " ")+" -j "+cname, " "))
-			if _, done := t.chains[cname]; done {
-				continue
-			}
-			if err := r.renderChain(t, c, fam); err != nil {
-				return err
-			}
+		if err := r.renderGroupChains(t, g, fam, add); err != nil {
+			return err
 		}
 		add(g.Name, markNotSet+" -j "+dropChain(g.Direction))
 		add(g.Name, markClear)
+	}
+	return nil
+}
+
+// renderGroupChains writes the body of group g's chain: runs of Accept-only
+// chains merged into set lookups (unless they would exceed the budget), the
+// other chains walked in order with the mark.
+func (r *renderer) renderGroupChains(t *table, g *ir.Group, fam ir.Family, add func(chain, spec string)) error {
+	for _, cname := range g.Chains {
+		if c := r.chains[cname]; c.Direction != g.Direction {
+			return fmt.Errorf("ruleset: %s group %s runs %s chain %s", g.Direction, g.Name, c.Direction, c.Name)
+		}
+	}
+	// steps: a walked chain (run == nil) or a merged run.
+	type step struct {
+		chain *ir.Chain
+		run   *mergedRun
+	}
+	var steps []step
+	elements := 0
+	merge := r.budget > 0
+	for _, cname := range g.Chains {
+		c := r.chains[cname]
+		if !merge || !mergeable(c) {
+			steps = append(steps, step{chain: c})
+			continue
+		}
+		if n := len(steps); n == 0 || steps[n-1].run == nil {
+			steps = append(steps, step{run: &mergedRun{}})
+		}
+		run := steps[len(steps)-1].run
+		elements -= run.elements()
+		r.addToRun(run, c, fam)
+		elements += run.elements()
+		if elements > r.budget {
+			merge = false
+			break
+		}
+	}
+	if !merge {
+		steps = steps[:0]
+		for _, cname := range g.Chains {
+			steps = append(steps, step{chain: r.chains[cname]})
+		}
+	}
+	walked, k := false, 0
+	for _, s := range steps {
+		cond := ""
+		if walked {
+			cond = markNotSet + " "
+		}
+		if s.run != nil {
+			specs, err := r.emitRun(s.run, g, k, fam, cond)
+			if err != nil {
+				return err
+			}
+			for _, spec := range specs {
+				add(g.Name, spec)
+			}
+			k++
+			continue
+		}
+		c := s.chain
+		add(g.Name, strings.TrimPrefix(cond+strings.TrimPrefix(commentArg(c.Policy), " ")+" -j "+c.Name, " "))
+		walked = true
+		if _, done := t.chains[c.Name]; done {
+			continue
+		}
+		if err := r.renderChain(t, c, fam); err != nil {
+			return err
+		}
 	}
 	return nil
 }
