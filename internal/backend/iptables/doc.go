@@ -12,15 +12,47 @@
 //	                limit 255) → RETURN; -j WEFT-EGRESS; -j WEFT-INGRESS
 //	WEFT-EGRESS     per egress group:  -m set --match-set <group>-v4 src -g <group>
 //	WEFT-INGRESS    per ingress group: -m set --match-set <group>-v4 dst -g <group>
-//	<group>         clear mark; -j <policy chain>; then, while the mark is not
-//	                set, -j <next policy chain> ...; still unmarked →
-//	                -j WEFT-<DIR>-DROP; clear mark (the packet returns to WEFT)
+//	<group>         clear mark; per run of Accept-only chains (see Merged
+//	                groups) a few set lookups that -j RETURN; per other
+//	                chain -j <policy chain>, and after the first such chain
+//	                every rule tests that the mark is not set; still unmarked
+//	                → -j WEFT-<DIR>-DROP; clear mark (the packet returns to WEFT)
 //	<policy chain>  one rule per ir.Rule: Accept → -g WEFT-ALLOW, Drop →
 //	                -j WEFT-<DIR>-DROP, Pass → -j RETURN
 //	WEFT-ALLOW      sets AllowMark; being entered by goto, it returns straight
 //	                to the group chain, skipping the policy chain's other rules
 //	WEFT-EGRESS-DROP, WEFT-INGRESS-DROP   -j DROP (one chain per direction, so
 //	                a drop can be attributed to its direction)
+//
+// # Merged groups
+//
+// Per-packet cost does not grow with the number of policies: chains whose
+// rules all accept (every NetworkPolicy chain) accept, tried in a row,
+// exactly the union of what their rules match. So each run of such chains in
+// a group becomes, per family, at most these lookups in the group chain,
+// each accepting with -j RETURN (the group chain was entered by goto, so the
+// packet goes back to WEFT and on to the ingress check; the mark stays
+// clear):
+//
+//	-m set --match-set weft-m-<h>-any-4 src -j RETURN       hash:net: peers on every protocol and port
+//	-p udp -m set --match-set weft-m-<h>-n17-4 src -j RETURN  hash:net: peers on every port of a protocol
+//	-m set --match-set weft-m-<h>-p-4 src,dst -j RETURN     hash:net,port: peer,proto:port
+//
+// (egress: dst and dst,dst). <h> hashes the group and the run's index. A
+// peer set's members become the elements (single addresses bare, as ipset
+// lists them); any peer is 0.0.0.0/1 and 128.0.0.0/1 (::/1, 8000::/1), since
+// hash:net cannot hold /0. ipset keeps one element per port, so port ranges
+// are expanded, up to 1,024 ports. What stays a rule in the group chain,
+// accepting with -j RETURN: named ports (they resolve on the destination,
+// which for ingress is the group member, no key of the sets) and wider port
+// ranges. Chains with Drop or Pass rules are walked with the mark as before,
+// in order between the runs; lookups after such a chain test that the mark
+// is not set. A group whose merged sets would hold more than
+// Config.MergeBudget elements in a family (DefaultMergeBudget, 50,000) walks
+// all its chains in that family, so memory stays bounded. The ir's own sets
+// are created only when a walked chain or a kept rule uses them. A pod
+// joining a peer set adds its elements to the merged sets built from it: a
+// membership change still touches only ipsets.
 //
 // Packets weft lets through RETURN to the calling chain, so the node's own
 // rules after weft's jump still apply. Only FORWARD is hooked: traffic between
