@@ -1,5 +1,7 @@
 # weft — see README.md. Targets: build test unit e2e bench demo lint clean.
-GO          ?= go
+GO          ?= $(shell command -v go || echo /usr/local/go/bin/go)
+# Tools run by the tests (the lab builds weft) find the same go.
+export PATH := $(dir $(GO)):$(PATH)
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)

@@ -16,6 +16,7 @@ if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
   echo "$bin"
   exit 0
 fi
+export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "hack/build-kube-apiserver: go is not on PATH (install Go 1.26 from the Go distribution)" >&2; exit 1; }
 
 mkdir -p "$cache"
