@@ -22,3 +22,11 @@ type Backend interface {
 	// nothing else. It succeeds when there is nothing to remove.
 	Cleanup(ctx context.Context) error
 }
+
+// Forgetter is implemented by backends that can forget what they believe the
+// kernel holds, so that their next Apply reads the kernel again and rewrites
+// all they own. The syncer uses it to repair, now and then, rules changed or
+// removed behind weft's back.
+type Forgetter interface {
+	Forget()
+}

@@ -28,6 +28,10 @@ type Config struct {
 	// MaxBackoff caps the retry delay after failures (default 30s); retries
 	// start at 100ms and double.
 	MaxBackoff time.Duration
+	// RepairInterval is how often the whole ruleset is written again, from a
+	// fresh reading of the kernel, to repair rules changed behind weft's back
+	// (default 5m; needs a backend.Forgetter).
+	RepairInterval time.Duration
 	Log        *slog.Logger
 	// OnSync, if set, is called after every attempt (for metrics).
 	OnSync func(Result)
@@ -64,6 +68,9 @@ func New(src Source, b backend.Backend, cfg Config) *Syncer {
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
+	if cfg.RepairInterval == 0 {
+		cfg.RepairInterval = 5 * time.Minute
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -87,6 +94,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 	backoff := firstBackoff
 	var retry <-chan time.Time
 	pending := true // sync at start
+	repairing := false
+	repair := time.NewTicker(s.cfg.RepairInterval)
+	defer repair.Stop()
 	var last time.Time
 	for {
 		if pending {
@@ -103,7 +113,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 			default:
 			}
 			last = time.Now()
-			if err := s.SyncOnce(ctx); err != nil {
+			if err := s.syncOnce(ctx, repairing); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -112,6 +122,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 				backoff = min(backoff*2, s.cfg.MaxBackoff)
 			} else {
 				retry, backoff = nil, firstBackoff
+				repairing = false
 			}
 			pending = false
 		}
@@ -122,12 +133,20 @@ func (s *Syncer) Run(ctx context.Context) error {
 			pending = true
 		case <-retry:
 			pending = true
+		case <-repair.C:
+			if f, ok := s.backend.(backend.Forgetter); ok {
+				f.Forget()
+				pending, repairing = true, true
+			}
 		}
 	}
 }
 
 // SyncOnce compiles the current view and applies it if it changed.
-func (s *Syncer) SyncOnce(ctx context.Context) error {
+func (s *Syncer) SyncOnce(ctx context.Context) error { return s.syncOnce(ctx, false) }
+
+// syncOnce is SyncOnce; force applies an unchanged ruleset too.
+func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 	res := Result{}
 	defer func() {
 		if s.cfg.OnSync != nil {
@@ -147,7 +166,7 @@ func (s *Syncer) SyncOnce(ctx context.Context) error {
 	s.mu.Lock()
 	prev := s.applied
 	s.mu.Unlock()
-	if prev != nil && reflect.DeepEqual(prev, rs) {
+	if !force && prev != nil && reflect.DeepEqual(prev, rs) {
 		s.mu.Lock()
 		s.snapshot = snap
 		s.mu.Unlock()

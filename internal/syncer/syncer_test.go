@@ -154,3 +154,33 @@ func TestSyncerNotReadyWhileFailing(t *testing.T) {
 		t.Fatal("a failed apply must not become the current ruleset")
 	}
 }
+
+// forgettingBackend is a recordingBackend that counts Forget calls.
+type forgettingBackend struct {
+	recordingBackend
+	forgets int
+}
+
+func (b *forgettingBackend) Forget() {
+	b.mu.Lock()
+	b.forgets++
+	b.mu.Unlock()
+}
+
+func TestSyncerRepairsPeriodically(t *testing.T) {
+	src := &fakeSource{snap: snapshot("web"), changes: make(chan struct{}, 1)}
+	b := &forgettingBackend{}
+	s := New(src, b, Config{Node: "n1", MinInterval: time.Millisecond, RepairInterval: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Run(ctx) }()
+	// Without any change, the unchanged ruleset is written again after each
+	// Forget, so what someone removed behind weft's back comes back.
+	waitFor(t, "three applies of an unchanged view", func() bool { n, _ := b.state(); return n >= 3 })
+	b.mu.Lock()
+	forgets := b.forgets
+	b.mu.Unlock()
+	if forgets < 2 {
+		t.Fatalf("repairs without Forget: %d forgets", forgets)
+	}
+}

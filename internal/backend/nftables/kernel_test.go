@@ -556,3 +556,32 @@ func addLocalPod(c *clustergen.Cluster, node string) []*corev1.Pod {
 func rebuild(c *clustergen.Cluster, pods []*corev1.Pod) *policy.Snapshot {
 	return policy.NewSnapshot(c.Namespaces, pods, c.Policies)
 }
+
+// TestKernelForgetRepairs: after someone removes weft's chain rules and
+// elements behind its back, an Apply after Forget writes everything again.
+func TestKernelForgetRepairs(t *testing.T) {
+	if !netnstest.Enter(t, "nft") {
+		return
+	}
+	ctx := context.Background()
+	b := newKernelBackend(t)
+	rs := exampleRuleset()
+	if err := b.Apply(ctx, rs); err != nil {
+		t.Fatalf("first Apply: %v", err)
+	}
+	nftCmd(t, "flush", "table", "inet", tableName)
+	if err := b.Apply(ctx, rs); err != nil {
+		t.Fatalf("Apply without Forget: %v", err)
+	}
+	if st := b.LastSync(); st.Operations != 0 {
+		t.Fatalf("an unchanged ruleset should send nothing before Forget, sent %+v", st)
+	}
+	b.Forget()
+	if err := b.Apply(ctx, rs); err != nil {
+		t.Fatalf("Apply after Forget: %v", err)
+	}
+	if !b.LastSync().Full {
+		t.Errorf("Apply after Forget was not a full sync: %+v", b.LastSync())
+	}
+	kernelMatches(t, rs)
+}

@@ -241,6 +241,15 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	return nil
 }
 
+// Forget makes the next Apply replace the whole table in one transaction, as
+// the first sync of a process does, repairing anything changed behind weft's
+// back.
+func (b *Backend) Forget() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.applied = nil
+}
+
 // Cleanup deletes table inet weft and nothing else. It succeeds when there is
 // no such table.
 func (b *Backend) Cleanup(ctx context.Context) error {
