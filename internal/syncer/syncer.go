@@ -32,7 +32,7 @@ type Config struct {
 	// fresh reading of the kernel, to repair rules changed behind weft's back
 	// (default 5m; needs a backend.Forgetter).
 	RepairInterval time.Duration
-	Log        *slog.Logger
+	Log            *slog.Logger
 	// OnSync, if set, is called after every attempt (for metrics).
 	OnSync func(Result)
 }
