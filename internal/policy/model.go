@@ -92,6 +92,9 @@ type Pod struct {
 	// Finished pods (phase Succeeded or Failed) hold no IP any more: their
 	// addresses may already belong to a new pod, so they match nothing.
 	Finished bool
+	// Terminating pods (deletion requested) lose a shared address to a pod
+	// that is not terminating.
+	Terminating bool
 	IPs      []netip.Addr
 	// HostIPs are the addresses of the pod's node (status.hostIPs).
 	HostIPs []netip.Addr

@@ -32,6 +32,7 @@ func PodFromAPI(p *corev1.Pod) *Pod {
 		NodeName:    p.Spec.NodeName,
 		HostNetwork: p.Spec.HostNetwork,
 		Finished:    p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
+		Terminating: p.DeletionTimestamp != nil,
 	}
 	seen := map[netip.Addr]bool{}
 	addIP := func(s string) {

@@ -89,8 +89,9 @@ func BuildSnapshot(namespaces []*Namespace, pods []*Pod, policies []*Policy) *Sn
 		}
 		for _, ip := range p.IPs {
 			// Two live pods never hold one IP; if the API says so for a moment
-			// (a reused address), the first by name wins, deterministically.
-			if _, taken := s.podsByIP[ip]; !taken {
+			// (a reused address while the old pod terminates), the pod that is
+			// not terminating wins, then the first by name, deterministically.
+			if old, taken := s.podsByIP[ip]; !taken || (old.Terminating && !p.Terminating) {
 				s.podsByIP[ip] = p
 			}
 		}

@@ -177,6 +177,11 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 	err = s.backend.Apply(ctx, rs)
 	res.Apply = time.Since(start)
 	if err != nil {
+		// What the kernel holds is no longer known to be prev: the next
+		// sync applies whatever it computes, even if that equals prev.
+		s.mu.Lock()
+		s.applied = nil
+		s.mu.Unlock()
 		res.Err = err
 		return err
 	}

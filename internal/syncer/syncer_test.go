@@ -184,3 +184,30 @@ func TestSyncerRepairsPeriodically(t *testing.T) {
 		t.Fatalf("repairs without Forget: %d forgets", forgets)
 	}
 }
+
+// TestSyncerReappliesAfterAFailedApply: after a failed apply the kernel's
+// state is not known to be the last applied ruleset, so even an unchanged
+// ruleset is applied again.
+func TestSyncerReappliesAfterAFailedApply(t *testing.T) {
+	src := &fakeSource{snap: snapshot("web"), changes: make(chan struct{}, 1)}
+	b := &recordingBackend{}
+	s := New(src, b, Config{Node: "n1"})
+	ctx := context.Background()
+	if err := s.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src.set(snapshot("db"))
+	b.mu.Lock()
+	b.fail = 1
+	b.mu.Unlock()
+	if err := s.SyncOnce(ctx); err == nil {
+		t.Fatal("want the backend's failure")
+	}
+	src.set(snapshot("web")) // back to what was applied first
+	if err := s.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, calls := b.state(); n != 2 || calls != 3 {
+		t.Fatalf("want the first ruleset applied again after the failure: %d applied, %d calls", n, calls)
+	}
+}

@@ -148,8 +148,9 @@ func (b *Backend) Forget() {
 
 // Apply makes the kernel hold rs. The steps: create new sets and fill
 // temporary copies of changed ones; swap them in and patch small changes in
-// place; one iptables-restore per family whose chains changed; destroy
-// temporary and unused sets. A failing step rolls back the ones before it,
+// place; one iptables-restore per family whose chains changed; take pods out
+// of the group sets they left (only now, so a pod moving to a new group is
+// never in none); destroy temporary and unused sets. A failing step rolls back the ones before it,
 // so the previous ruleset stays whole, and the error quotes the tool and the
 // line it refused. ctx is checked between steps; a step once started runs to
 // its end.
@@ -232,6 +233,35 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 				b.rollback(prev, next, plan, len(plan.change), restored))
 		}
 		restored = append(restored, fi)
+	}
+
+	// Step 3b: take pods out of groups they left, now that the groups they
+	// joined have their dispatch rules.
+	if len(plan.after) > 0 {
+		lines := make([]string, len(plan.after))
+		for i, op := range plan.after {
+			lines[i] = op.do
+		}
+		payload := joinLines(lines)
+		stats.SetsBytes += len(payload)
+		if _, err := run("ipset", []string{"restore"}, payload); err != nil {
+			var te *ToolError
+			if !errors.As(err, &te) || te.Line <= 0 {
+				b.applied = nil // which changes ran is unknown: reread the kernel next time
+				return fmt.Errorf("iptables backend: change group ipsets: %w; the next apply reads and replaces the whole state", err)
+			}
+			undo := make([]string, 0, te.Line-1)
+			for i := te.Line - 2; i >= 0; i-- {
+				undo = append(undo, plan.after[i].undo)
+			}
+			var rbErr error
+			if len(undo) > 0 {
+				if _, uerr := run("ipset", []string{"-exist", "restore"}, joinLines(undo)); uerr != nil {
+					rbErr = fmt.Errorf("undo group ipset changes: %w", uerr)
+				}
+			}
+			return b.failed("change group ipsets", err, errors.Join(rbErr, b.rollback(prev, next, plan, len(plan.change), restored)))
+		}
 	}
 
 	// Step 4: destroy what no rule uses any more. A set that cannot go yet

@@ -71,7 +71,9 @@
 // and `ipset restore` payloads: new sets are created whole, large changes of a
 // live set are written to a temporary set and swapped in, small ones are
 // added and deleted in place (additions to isolating group sets and removals
-// from allow lists first, so no step opens traffic). A change of membership
+// from allow lists first, so no step opens traffic; pods leave group sets
+// only after the rules are in place, so a pod moving to a group new in this
+// apply is never in no group). A change of membership
 // only touches ipsets. Any failure rolls back the steps already taken, so the
 // previous ruleset stays whole; the first Apply of a process reads what an
 // earlier weft left and replaces it in the same way. See Backend.Apply.

@@ -96,7 +96,12 @@ type setPlan struct {
 	// createdAt[i] is the line of the create payload that makes created[i].
 	createdAt []int
 	change    []setOp
-	destroy   []string
+	// after holds the changes that take pod addresses out of group sets
+	// (deletions, and swaps of group sets). They run once the rules are in
+	// place: a pod moving to a group that is new in this apply must not
+	// leave its old group before the new group's dispatch rule exists.
+	after   []setOp
+	destroy []string
 	// counts for Stats
 	newSets, swapped, patched int
 }
@@ -106,7 +111,7 @@ type setPlan struct {
 // so that `to` describes the kernel once the plan has run.
 func planSets(from, to *state, nextTemp func() string) (*setPlan, error) {
 	p := &setPlan{}
-	var isolateAdds, allowDels, swaps, allowAdds, isolateDels []setOp
+	var isolateAdds, allowDels, swaps, allowAdds, isolateSwaps, isolateDels []setOp
 	names := make([]string, 0, len(to.sets))
 	for name := range to.sets {
 		names = append(names, name)
@@ -147,7 +152,11 @@ func planSets(from, to *state, nextTemp func() string) (*setPlan, error) {
 		tmp := nextTemp()
 		p.addCreate(tmp, want)
 		swap := "swap " + tmp + " " + name
-		swaps = append(swaps, setOp{do: swap, undo: swap})
+		if want.Isolates {
+			isolateSwaps = append(isolateSwaps, setOp{do: swap, undo: swap})
+		} else {
+			swaps = append(swaps, setOp{do: swap, undo: swap})
+		}
 		p.destroy = append(p.destroy, tmp)
 		p.swapped++
 	}
@@ -161,9 +170,10 @@ func planSets(from, to *state, nextTemp func() string) (*setPlan, error) {
 	p.destroy = append(p.destroy, stale...)
 	// Isolate first and revoke first; allow and un-isolate last, so that no
 	// moment between two lines is more open than both the old and the new state.
-	for _, ops := range [][]setOp{isolateAdds, allowDels, swaps, allowAdds, isolateDels} {
+	for _, ops := range [][]setOp{isolateAdds, allowDels, swaps, allowAdds} {
 		p.change = append(p.change, ops...)
 	}
+	p.after = append(isolateSwaps, isolateDels...)
 	return p, nil
 }
 

@@ -153,8 +153,8 @@ func TestSplitRule(t *testing.T) {
 }
 
 // TestPlanSetsOrdersChangesSafely checks the order of in-place changes:
-// isolating additions, allow-list removals, swaps, allow-list additions,
-// isolating removals.
+// isolating additions, allow-list removals, swaps, allow-list additions; and,
+// after the rules are in place, removals from (and swaps of) group sets.
 func TestPlanSetsOrdersChangesSafely(t *testing.T) {
 	members := func(prefix string, n int) []string {
 		out := make([]string, n)
@@ -181,9 +181,16 @@ func TestPlanSetsOrdersChangesSafely(t *testing.T) {
 	for _, op := range plan.change {
 		got = append(got, op.do)
 	}
-	want := []string{"add weft-g-x-v4 new", "del weft-allow m.a", "swap weft-tmp-1 weft-small", "add weft-allow new", "del weft-g-x-v4 m.a"}
+	want := []string{"add weft-g-x-v4 new", "del weft-allow m.a", "swap weft-tmp-1 weft-small", "add weft-allow new"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("change order (-want +got):\n%s", diff)
+	}
+	var after []string
+	for _, op := range plan.after {
+		after = append(after, op.do)
+	}
+	if diff := cmp.Diff([]string{"del weft-g-x-v4 m.a"}, after); diff != "" {
+		t.Errorf("changes after the rules (-want +got):\n%s", diff)
 	}
 	wantCreate := []string{
 		"create weft-new hash:ip family inet hashsize 64 maxelem 65536", "add weft-new c",
