@@ -95,7 +95,7 @@ type Pod struct {
 	// Terminating pods (deletion requested) lose a shared address to a pod
 	// that is not terminating.
 	Terminating bool
-	IPs      []netip.Addr
+	IPs         []netip.Addr
 	// HostIPs are the addresses of the pod's node (status.hostIPs).
 	HostIPs []netip.Addr
 	Ports   []ContainerPort
