@@ -17,11 +17,31 @@ import (
 var families = [...]ir.Family{ir.IPv4, ir.IPv6}
 
 // Compile returns the ruleset that enforces snap's policies for the pods local
-// to node ("" means every pod is local).
+// to node ("" means every pod is local). Addresses no known pod holds pass.
 func Compile(snap *policy.Snapshot, node string) *ir.Ruleset {
+	return CompileWith(snap, Options{Node: node})
+}
+
+// Options says what to compile for.
+type Options struct {
+	// Node is the node whose pods are local; "" means every pod is local.
+	Node string
+	// PodRanges are the node's pod ranges. Addresses in them that no known
+	// pod holds are denied both ways (ir.Ruleset.UnknownRanges), and every
+	// known local pod is then in a group of each direction. Empty: such
+	// addresses pass. Ignored when Node is "".
+	PodRanges []netip.Prefix
+	// NodeAddrs are addresses of the node besides those the snapshot knows
+	// (its interfaces, the pods' gateway): never pod addresses.
+	NodeAddrs []netip.Addr
+}
+
+// CompileWith returns the ruleset that enforces snap's policies as opts say.
+func CompileWith(snap *policy.Snapshot, opts Options) *ir.Ruleset {
 	c := &compiler{
 		snap:       snap,
-		node:       node,
+		node:       opts.Node,
+		opts:       opts,
 		sets:       map[string]*ir.Set{},
 		namespaces: map[string][]string{},
 	}
@@ -31,6 +51,7 @@ func Compile(snap *policy.Snapshot, node string) *ir.Ruleset {
 type compiler struct {
 	snap       *policy.Snapshot
 	node       string
+	opts       Options
 	sets       map[string]*ir.Set          // by name
 	namespaces map[string][]string         // namespace selector → matching namespaces
 	endpoints  map[string][2][]ir.Endpoint // "name/proto" → per family, unsorted
@@ -96,6 +117,15 @@ func (c *compiler) compile() *ir.Ruleset {
 			rs.Groups = append(rs.Groups, *g)
 		}
 	}
+	if c.node != "" && len(c.opts.PodRanges) > 0 {
+		rs.UnknownRanges = c.unknownRanges()
+		for dir := range podChains {
+			if g, ch := c.openGroup(ir.Direction(dir), podChains[dir]); g != nil {
+				rs.Groups = append(rs.Groups, *g)
+				rs.Chains = append(rs.Chains, *ch)
+			}
+		}
+	}
 	for _, s := range c.sets {
 		rs.Sets = append(rs.Sets, *s)
 	}
@@ -103,6 +133,76 @@ func (c *compiler) compile() *ir.Ruleset {
 	sort.Slice(rs.Chains, func(i, j int) bool { return rs.Chains[i].Name < rs.Chains[j].Name })
 	sort.Slice(rs.Groups, func(i, j int) bool { return rs.Groups[i].Name < rs.Groups[j].Name })
 	return rs
+}
+
+// openGroup returns the group of the local pods that no policy isolates in
+// direction dir (isolated lists those that are), so that they are known,
+// and its chain; nil when there are none.
+func (c *compiler) openGroup(dir ir.Direction, isolated map[*policy.Pod][]*ir.Chain) (*ir.Group, *ir.Chain) {
+	// The open chain accepts everything.
+	ch := &ir.Chain{
+		Name:      "weft-p-" + hash(dir.String()+"|open"),
+		Policy:    "(none: not isolated)",
+		Direction: dir,
+		Rules: []ir.Rule{
+			{Family: ir.IPv4, Verdict: ir.Accept, Comment: "not isolated"},
+			{Family: ir.IPv6, Verdict: ir.Accept, Comment: "not isolated"},
+		},
+	}
+	g := &ir.Group{
+		Name:      "weft-g-" + hash(dir.String()+"|open"),
+		Direction: dir,
+		Chains:    []string{ch.Name},
+	}
+	for _, pod := range c.snap.Pods {
+		if _, iso := isolated[pod]; iso || !policy.IsLocal(pod, c.node) {
+			continue
+		}
+		for _, ip := range pod.IPs {
+			if c.snap.PodByIP(ip) == pod {
+				g.Members = append(g.Members, ir.Member{Addr: ip, Pod: pod.Key()})
+			}
+		}
+	}
+	if len(g.Members) == 0 {
+		return nil, nil
+	}
+	sort.Slice(g.Members, func(i, j int) bool { return g.Members[i].Addr.Less(g.Members[j].Addr) })
+	return g, ch
+}
+
+// unknownRanges returns the pod ranges without the node's own addresses,
+// disjoint and sorted.
+func (c *compiler) unknownRanges() []netip.Prefix {
+	nodeAddrs := append(c.snap.AddressesOf(c.node), c.opts.NodeAddrs...)
+	var ranges []netip.Prefix
+	for _, r := range c.opts.PodRanges {
+		r = r.Masked()
+		covered := false
+		for _, o := range c.opts.PodRanges {
+			o = o.Masked()
+			if o != r && o.Bits() <= r.Bits() && o.Contains(r.Addr()) {
+				covered = true // inside a wider range: that one covers it
+			}
+		}
+		if covered || slices.Contains(ranges, r) {
+			continue
+		}
+		var holes []netip.Prefix
+		for _, a := range nodeAddrs {
+			if r.Contains(a) {
+				holes = append(holes, netip.PrefixFrom(a, a.BitLen()))
+			}
+		}
+		ranges = append(ranges, subtract(r, holes)...)
+	}
+	slices.SortFunc(ranges, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(ranges)
 }
 
 // hash returns 16 characters of lower-case base32 of sha256(s).

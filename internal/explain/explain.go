@@ -39,6 +39,7 @@ type Side struct {
 	IsolatedBy []string `json:"isolatedBy"`
 	AllowedBy  []Rule   `json:"allowedBy"`
 	FromNode   bool     `json:"fromNode,omitempty"`
+	Unknown    bool     `json:"unknown,omitempty"`
 	Reason     string   `json:"reason"`
 }
 
@@ -93,7 +94,7 @@ func endpoint(ip netip.Addr, p *policy.Pod) Endpoint {
 }
 
 func side(c policy.Check) Side {
-	s := Side{Enforced: c.Enforced, Allowed: c.Allowed, FromNode: c.FromNode, IsolatedBy: []string{}, AllowedBy: []Rule{}}
+	s := Side{Enforced: c.Enforced, Allowed: c.Allowed, FromNode: c.FromNode, Unknown: c.Unknown, IsolatedBy: []string{}, AllowedBy: []Rule{}}
 	if c.Pod != nil {
 		s.Pod = c.Pod.Key()
 	}
@@ -110,6 +111,10 @@ func side(c policy.Check) Side {
 func reason(c policy.Check) string {
 	dir := c.Direction.String()
 	switch {
+	case c.Unknown && c.Direction == policy.Egress:
+		return "the source address is in this node's pod range but no known pod holds it: denied until weft knows its pod"
+	case c.Unknown:
+		return "the destination address is in this node's pod range but no known pod holds it: denied until weft knows its pod"
 	case c.Pod == nil && c.Direction == policy.Egress:
 		return "the source is not a pod, so no egress policy applies"
 	case c.Pod == nil:

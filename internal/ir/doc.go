@@ -11,7 +11,11 @@
 // Ingress, source for Egress) is a member: the chains are tried in order and the
 // first rule that matches decides (Accept). A packet that no rule accepts is
 // dropped. A packet whose address is in no group of a direction passes that
-// direction. Packets between the node and its pods, and a pod's packets to
+// direction, unless the address is in the ruleset's UnknownRanges (the
+// node's pod ranges): then it is dropped there, since it belongs to a pod
+// weft does not know yet or to none. Known local pods that no policy
+// isolates are then members of an "open" group whose one chain accepts
+// everything, so "known" is always "in some group". Packets between the node and its pods, and a pod's packets to
 // itself, are always accepted: they never take the forward path, so backends
 // hook only forwarding. Backends also always pass packets of established and
 // related connections (conntrack) and IPv6 neighbour discovery (ICMPv6 types

@@ -162,6 +162,24 @@ type Ruleset struct {
 	Sets   []Set   // sorted by Name
 	Chains []Chain // sorted by Name
 	Groups []Group // sorted by Name
+	// UnknownRanges are disjoint prefixes, sorted, of both families: the
+	// node's pod ranges without the node's own addresses. A packet whose
+	// local address (source for Egress, destination for Ingress) is in one
+	// of them but in no group of that direction is dropped there: an address
+	// of a pod weft does not know (yet), or one released by its pod. Empty
+	// when weft cannot tell pod addresses (no pod ranges) or is told to let
+	// unknown addresses pass.
+	UnknownRanges []netip.Prefix
+}
+
+// InUnknownRanges reports whether addr is in one of rs.UnknownRanges.
+func (r *Ruleset) InUnknownRanges(addr netip.Addr) bool {
+	for _, p := range r.UnknownRanges {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // Set returns the set named name, or nil.

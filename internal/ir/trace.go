@@ -24,6 +24,9 @@ type Result struct {
 	// dropped it ("" when no rule matched).
 	Group string
 	Rule  string
+	// Unknown: dropped because the local address is in UnknownRanges and in
+	// no group of the direction.
+	Unknown bool
 }
 
 // Tracer interprets a Ruleset packet by packet. Build it once per Ruleset.
@@ -65,12 +68,15 @@ func (t *Tracer) Trace(p Packet) Result {
 		if ok, rule := t.evalGroup(g, p, p.Dst); !ok {
 			return Result{Direction: Egress, Group: g.Name, Rule: rule}
 		}
+	} else if t.rs.InUnknownRanges(p.Src) {
+		return Result{Direction: Egress, Unknown: true}
 	}
 	if g := t.groups[Ingress][p.Dst]; g != nil {
 		if ok, rule := t.evalGroup(g, p, p.Src); !ok {
 			return Result{Direction: Ingress, Group: g.Name, Rule: rule}
 		}
-		return Result{Accepted: true}
+	} else if t.rs.InUnknownRanges(p.Dst) {
+		return Result{Direction: Ingress, Unknown: true}
 	}
 	return Result{Accepted: true}
 }

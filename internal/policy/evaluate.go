@@ -38,7 +38,11 @@ type Check struct {
 	// ToNode: egress to the pod's own node, which is always allowed.
 	ToNode bool
 	// Self: the pod talks to itself, which it can never block.
-	Self    bool
+	Self bool
+	// Unknown: this end is an address in the node's pod ranges that no
+	// known pod holds (a pod weft does not know yet, or a released address);
+	// it is denied in both directions until its pod is known.
+	Unknown bool
 	Allowed bool
 }
 
@@ -72,29 +76,46 @@ type Evaluator struct {
 	// NodeIPs are addresses of Node not known from its pods' status.hostIPs;
 	// traffic between the node and its pods is always allowed.
 	NodeIPs []netip.Addr
+	// PodRanges are Node's pod address ranges in which addresses that no
+	// known pod holds are denied, both ways. Empty: such addresses are no
+	// pod, and no policy applies to them.
+	PodRanges []netip.Prefix
 }
 
 // Decide answers whether the flow is allowed and why.
 func (e *Evaluator) Decide(f Flow) Decision {
 	s := e.Snapshot
 	d := Decision{Flow: f, Src: s.PodByIP(f.Src), Dst: s.PodByIP(f.Dst)}
-	d.Egress = e.check(Egress, d.Src, f.Dst, d.Dst, f)
-	d.Ingress = e.check(Ingress, d.Dst, f.Src, d.Src, f)
+	d.Egress = e.check(Egress, d.Src, f.Src, f.Dst, d.Dst, f)
+	d.Ingress = e.check(Ingress, d.Dst, f.Dst, f.Src, d.Src, f)
 	// Traffic between a pod and its own node, and a pod's traffic to itself,
 	// is always allowed: the node runs the pod (kubelet probes), and a pod
 	// cannot block access to itself.
-	if d.Ingress.Pod != nil && e.isNodeOf(f.Src, d.Ingress.Pod) {
+	if d.Ingress.Pod != nil && !d.Ingress.Unknown && e.isNodeOf(f.Src, d.Ingress.Pod) {
 		d.Ingress.FromNode, d.Ingress.Allowed = true, true
 	}
-	if d.Egress.Pod != nil && e.isNodeOf(f.Dst, d.Egress.Pod) {
+	if d.Egress.Pod != nil && !d.Egress.Unknown && e.isNodeOf(f.Dst, d.Egress.Pod) {
 		d.Egress.ToNode, d.Egress.Allowed = true, true
 	}
-	if d.Src != nil && d.Src == d.Dst {
+	// An unknown address of this node's pod ranges talks to this node
+	// unhindered too (a new pod's DHCP, DNS on the node, kubelet probes).
+	if d.Ingress.Unknown && e.isThisNode(f.Src) {
+		d.Ingress.FromNode, d.Ingress.Allowed = true, true
+	}
+	if d.Egress.Unknown && e.isThisNode(f.Dst) {
+		d.Egress.ToNode, d.Egress.Allowed = true, true
+	}
+	if f.Src == f.Dst || (d.Src != nil && d.Src == d.Dst) {
 		d.Egress.Self, d.Egress.Allowed = true, true
 		d.Ingress.Self, d.Ingress.Allowed = true, true
 	}
 	d.Allowed = d.Egress.Allowed && d.Ingress.Allowed
 	return d
+}
+
+// isThisNode reports whether addr is an address of the evaluator's node.
+func (e *Evaluator) isThisNode(addr netip.Addr) bool {
+	return e.Snapshot.IsNodeAddress(addr, e.Node) || slices.Contains(e.NodeIPs, addr)
 }
 
 // isNodeOf reports whether addr is the node that runs pod.
@@ -103,10 +124,30 @@ func (e *Evaluator) isNodeOf(addr netip.Addr, pod *Pod) bool {
 		(e.Node != "" && pod.NodeName == e.Node && slices.Contains(e.NodeIPs, addr))
 }
 
-// check evaluates the policies of pod for direction dir; peerIP/peerPod is the
-// other end of the flow.
-func (e *Evaluator) check(dir Direction, pod *Pod, peerIP netip.Addr, peerPod *Pod, f Flow) Check {
+// IsUnknown reports whether addr is in the evaluator's pod ranges but held by
+// no known pod of the node and not an address of the node. (A pod of another
+// node with an address in this node's ranges is a misconfiguration; the
+// address is treated as unknown, which is the closed choice.)
+func (e *Evaluator) IsUnknown(addr netip.Addr) bool {
+	if e.Node == "" || IsLocal(e.Snapshot.PodByIP(addr), e.Node) || e.Snapshot.IsNodeAddress(addr, e.Node) || slices.Contains(e.NodeIPs, addr) {
+		return false
+	}
+	for _, r := range e.PodRanges {
+		if r.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// check evaluates the policies of pod, at address addr, for direction dir;
+// peerIP/peerPod is the other end of the flow.
+func (e *Evaluator) check(dir Direction, pod *Pod, addr, peerIP netip.Addr, peerPod *Pod, f Flow) Check {
 	c := Check{Direction: dir, Pod: pod, Allowed: true}
+	if e.IsUnknown(addr) {
+		c.Unknown, c.Enforced, c.Allowed = true, true, false
+		return c
+	}
 	if pod == nil {
 		return c
 	}

@@ -82,6 +82,15 @@ type ContainerPort struct {
 	Port     uint16
 }
 
+// Node is a Kubernetes node as policy sees it.
+type Node struct {
+	Name string
+	// PodCIDRs are the node's pod address ranges (spec.podCIDRs).
+	PodCIDRs []netip.Prefix
+	// Addrs are the node's own addresses (status.addresses of IP types).
+	Addrs []netip.Addr
+}
+
 // Pod is a Kubernetes pod as policy sees it.
 type Pod struct {
 	Namespace   string

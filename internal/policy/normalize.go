@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +22,30 @@ func NamespaceFromAPI(ns *corev1.Namespace) *Namespace {
 	}
 	l[NamespaceNameLabel] = ns.Name
 	return &Namespace{Name: ns.Name, Labels: l}
+}
+
+// NodeFromAPI normalises a Node: its pod ranges (spec.podCIDRs, or
+// spec.podCIDR) and its IP addresses. Unparsable values are skipped.
+func NodeFromAPI(n *corev1.Node) *Node {
+	out := &Node{Name: n.Name}
+	cidrs := n.Spec.PodCIDRs
+	if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
+		cidrs = []string{n.Spec.PodCIDR}
+	}
+	for _, c := range cidrs {
+		if p, err := netip.ParsePrefix(c); err == nil && !slices.Contains(out.PodCIDRs, p.Masked()) {
+			out.PodCIDRs = append(out.PodCIDRs, p.Masked())
+		}
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil && !slices.Contains(out.Addrs, ip.Unmap()) {
+			out.Addrs = append(out.Addrs, ip.Unmap())
+		}
+	}
+	return out
 }
 
 // PodFromAPI normalises a Pod. Addresses come from status.podIPs (or status.podIP).

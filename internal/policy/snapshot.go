@@ -24,11 +24,14 @@ type Snapshot struct {
 	Pods []*Pod
 	// Policies sorted by namespace/name.
 	Policies []*Policy
+	// Nodes by name, when known (the API's Node objects; files have none).
+	Nodes map[string]*Node
 
 	podsByNamespace     map[string][]*Pod
 	policiesByNamespace map[string][]*Policy
 	podsByIP            map[netip.Addr]*Pod
 	nodesByAddr         map[netip.Addr][]string // node address → nodes
+	addrsByNode         map[string][]netip.Addr // node → its addresses
 }
 
 // NewSnapshot normalises the objects. Objects are not modified or retained.
@@ -59,6 +62,7 @@ func BuildSnapshot(namespaces []*Namespace, pods []*Pod, policies []*Policy) *Sn
 		policiesByNamespace: make(map[string][]*Policy),
 		podsByIP:            make(map[netip.Addr]*Pod, len(pods)),
 		nodesByAddr:         make(map[netip.Addr][]string),
+		addrsByNode:         make(map[string][]netip.Addr),
 	}
 	for _, ns := range namespaces {
 		s.Namespaces[ns.Name] = ns
@@ -109,6 +113,27 @@ func podLess(a, b *Pod) bool {
 	return a.Name < b.Name
 }
 
+// AddNodes records Node objects: their pod ranges, and their addresses as
+// node addresses. Call it only while building the snapshot, before sharing it.
+func (s *Snapshot) AddNodes(nodes ...*Node) {
+	if s.Nodes == nil {
+		s.Nodes = make(map[string]*Node, len(nodes))
+	}
+	for _, n := range nodes {
+		s.Nodes[n.Name] = n
+		s.addNodeAddrs(n.Name, n.Addrs)
+	}
+}
+
+// PodCIDRs returns the pod ranges of node, as its Node object gives them
+// (nil when the node or its ranges are unknown).
+func (s *Snapshot) PodCIDRs(node string) []netip.Prefix {
+	if n := s.Nodes[node]; n != nil {
+		return n.PodCIDRs
+	}
+	return nil
+}
+
 // PodByIP returns the selectable pod holding addr, or nil.
 func (s *Snapshot) PodByIP(addr netip.Addr) *Pod { return s.podsByIP[addr] }
 
@@ -116,14 +141,21 @@ func (s *Snapshot) addNodeAddrs(node string, addrs []netip.Addr) {
 	for _, a := range addrs {
 		if !slices.Contains(s.nodesByAddr[a], node) {
 			s.nodesByAddr[a] = append(s.nodesByAddr[a], node)
+			s.addrsByNode[node] = append(s.addrsByNode[node], a)
 		}
 	}
 }
 
 // IsNodeAddress reports whether addr is an address of node, as known from
-// the pods running there (status.hostIPs, and host-network pods' IPs).
+// its Node object and the pods running there (status.hostIPs, and
+// host-network pods' IPs).
 func (s *Snapshot) IsNodeAddress(addr netip.Addr, node string) bool {
 	return node != "" && slices.Contains(s.nodesByAddr[addr], node)
+}
+
+// AddressesOf returns the known addresses of node (a copy).
+func (s *Snapshot) AddressesOf(node string) []netip.Addr {
+	return slices.Clone(s.addrsByNode[node])
 }
 
 // Pod returns the pod namespace/name, or nil.
