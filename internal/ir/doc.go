@@ -15,9 +15,12 @@
 // node's pod ranges): then it is dropped there, since it belongs to a pod
 // weft does not know yet or to none. Known local pods that no policy
 // isolates are then members of an "open" group whose one chain accepts
-// everything, so "known" is always "in some group". Packets between the node and its pods, and a pod's packets to
-// itself, are always accepted: they never take the forward path, so backends
-// hook only forwarding. Backends also always pass packets of established and
+// everything, so "known" is always "in some group".
+//
+// Packets between the node and its pods are always accepted: they never take
+// the forward path, so backends hook only forwarding. A pod's packets to
+// itself (a service sending them back) pass its groups; those of an unknown
+// address are dropped like any other. Backends also always pass packets of established and
 // related connections (conntrack) and IPv6 neighbour discovery (ICMPv6 types
 // 133-136 with hop limit 255), which no NetworkPolicy can express and without
 // which an isolated pod loses IPv6 altogether. Verdict carries

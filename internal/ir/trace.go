@@ -59,20 +59,22 @@ func NewTracer(rs *Ruleset) *Tracer {
 
 // Trace returns what the ruleset does with p.
 func (t *Tracer) Trace(p Packet) Result {
-	// The node's own traffic with its pods, and a pod's traffic to itself,
-	// never crosses the forward path.
-	if p.FromHost || p.ToHost || p.Src == p.Dst {
+	// The node's own traffic with its pods never crosses the forward path.
+	if p.FromHost || p.ToHost {
 		return Result{Accepted: true}
 	}
+	// A pod's traffic to itself (hairpinned by a service) passes its groups;
+	// an unknown address is dropped even then.
+	self := p.Src == p.Dst
 	if g := t.groups[Egress][p.Src]; g != nil {
-		if ok, rule := t.evalGroup(g, p, p.Dst); !ok {
+		if ok, rule := t.evalGroup(g, p, p.Dst); !ok && !self {
 			return Result{Direction: Egress, Group: g.Name, Rule: rule}
 		}
 	} else if t.rs.InUnknownRanges(p.Src) {
 		return Result{Direction: Egress, Unknown: true}
 	}
 	if g := t.groups[Ingress][p.Dst]; g != nil {
-		if ok, rule := t.evalGroup(g, p, p.Src); !ok {
+		if ok, rule := t.evalGroup(g, p, p.Src); !ok && !self {
 			return Result{Direction: Ingress, Group: g.Name, Rule: rule}
 		}
 	} else if t.rs.InUnknownRanges(p.Dst) {

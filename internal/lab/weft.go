@@ -55,6 +55,9 @@ type WeftOptions struct {
 	MetricsAddr string
 	// Args are more flags for weft run.
 	Args []string
+	// Kubeconfig is passed as --kubeconfig instead of the lab's admin
+	// kubeconfig (Kubeconfig), e.g. one of ServiceAccountKubeconfig.
+	Kubeconfig string
 }
 
 // StartWeft runs `weft run --kubeconfig K --node-name N --backend B` inside
@@ -67,12 +70,15 @@ func (l *Lab) StartWeft(ctx context.Context, node *Node, o WeftOptions) (*Proces
 	if o.MetricsAddr == "" {
 		o.MetricsAddr = ":6781"
 	}
+	if o.Kubeconfig == "" {
+		o.Kubeconfig = l.Kubeconfig()
+	}
 	l.mu.Lock()
 	n := len(l.wefts)
 	l.mu.Unlock()
 	logPath := filepath.Join(l.Dir, fmt.Sprintf("weft-%s-%s-%d.log", node.Name, o.Backend, n))
 	argv := append([]string{o.Binary, "run",
-		"--kubeconfig", l.Kubeconfig(),
+		"--kubeconfig", o.Kubeconfig,
 		"--node-name", node.Name,
 		"--backend", o.Backend,
 		"--metrics-addr", o.MetricsAddr,

@@ -105,7 +105,8 @@ func (e *Evaluator) Decide(f Flow) Decision {
 	if d.Egress.Unknown && e.isThisNode(f.Dst) {
 		d.Egress.ToNode, d.Egress.Allowed = true, true
 	}
-	if f.Src == f.Dst || (d.Src != nil && d.Src == d.Dst) {
+	// (An unknown address is denied even towards itself.)
+	if (f.Src == f.Dst || (d.Src != nil && d.Src == d.Dst)) && !d.Egress.Unknown && !d.Ingress.Unknown {
 		d.Egress.Self, d.Egress.Allowed = true, true
 		d.Ingress.Self, d.Ingress.Allowed = true, true
 	}

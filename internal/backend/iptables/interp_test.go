@@ -265,12 +265,18 @@ func TestRenderedRulesAgreeWithTracer(t *testing.T) {
 		rounds = 30
 	}
 	var flows, drops [2]int
-	var mergedGroups, walkingGroups int
+	var mergedGroups, walkingGroups, unknownDrops int
 	for seed := range rounds {
 		rng := rand.New(rand.NewPCG(uint64(seed), 7))
 		c := clustergen.Random(rng, clustergen.RandomConfig{})
 		node := clustergen.NodeName(rng.IntN(2))
-		rs := compile.Compile(c.Snapshot, node)
+		// Every other seed gives the node pod ranges: unknown local
+		// addresses are dropped, known ones are in open groups.
+		var ranges []netip.Prefix
+		if seed%2 == 1 {
+			ranges = []netip.Prefix{netip.MustParsePrefix("10.32.0.0/16"), netip.MustParsePrefix("fd00:32::/64")}
+		}
+		rs := compile.CompileWith(c.Snapshot, compile.Options{Node: node, PodRanges: ranges})
 		budget := []int{DefaultMergeBudget, 8, 40}[seed%3]
 		st, err := renderBudget(rs, budget)
 		if err != nil {
@@ -307,15 +313,23 @@ func TestRenderedRulesAgreeWithTracer(t *testing.T) {
 			switch {
 			case got.dropped == want.Accepted:
 				t.Errorf("seed %d node %s %+v: rules drop=%v, tracer accepted=%v (%+v)", seed, node, p, got.dropped, want.Accepted, want)
+			case got.dropped && want.Unknown:
+				unknownDrops++
+				if got.by != unknownChain(want.Direction) {
+					t.Errorf("seed %d node %s %+v: dropped in %s, tracer says unknown address in %s", seed, node, p, got.by, want.Direction)
+				}
 			case got.dropped && got.by != dropChain(want.Direction):
 				t.Errorf("seed %d node %s %+v: dropped in %s, tracer says %s", seed, node, p, got.by, want.Direction)
 			}
 		}
 	}
-	t.Logf("flows IPv4 %d (%d dropped), IPv6 %d (%d dropped); group chains with merged sets %d, walking chains %d",
-		flows[0], drops[0], flows[1], drops[1], mergedGroups, walkingGroups)
+	t.Logf("flows IPv4 %d (%d dropped), IPv6 %d (%d dropped), %d dropped as unknown local addresses; group chains with merged sets %d, walking chains %d",
+		flows[0], drops[0], flows[1], drops[1], unknownDrops, mergedGroups, walkingGroups)
 	if mergedGroups == 0 || walkingGroups == 0 {
 		t.Errorf("the random clusters do not exercise both merged (%d) and walking (%d) groups", mergedGroups, walkingGroups)
+	}
+	if unknownDrops == 0 {
+		t.Errorf("no drop of an unknown local address: the test should exercise them")
 	}
 	if drops[0] == 0 || drops[1] == 0 || drops[0] == flows[0] {
 		t.Errorf("the random flows do not exercise both verdicts in both families: %v %v", flows, drops)

@@ -10,12 +10,16 @@ import (
 // Chains with fixed names. Every chain weft owns is named WEFT, WEFT-* or
 // weft-* (the ir's group and policy chains).
 const (
-	chainTop            = "WEFT"
-	chainEgress         = "WEFT-EGRESS"
-	chainIngress        = "WEFT-INGRESS"
-	chainAllow          = "WEFT-ALLOW"
-	chainEgressDrop     = "WEFT-EGRESS-DROP"
-	chainIngressDrop    = "WEFT-INGRESS-DROP"
+	chainTop         = "WEFT"
+	chainEgress      = "WEFT-EGRESS"
+	chainIngress     = "WEFT-INGRESS"
+	chainAllow       = "WEFT-ALLOW"
+	chainEgressDrop  = "WEFT-EGRESS-DROP"
+	chainIngressDrop = "WEFT-INGRESS-DROP"
+	// The drops of unknown local pod addresses, one chain per direction so
+	// that such drops can be told from policy drops.
+	chainEgressUnknown  = "WEFT-EGRESS-UNKNOWN"
+	chainIngressUnknown = "WEFT-INGRESS-UNKNOWN"
 	maxChainName        = 28
 	maxSetName          = 31
 	maxComment          = 255
@@ -62,6 +66,23 @@ func dropChain(d ir.Direction) string {
 		return chainEgressDrop
 	}
 	return chainIngressDrop
+}
+
+// unknownChain is the chain that drops unknown addresses of direction d.
+func unknownChain(d ir.Direction) string {
+	if d == ir.Egress {
+		return chainEgressUnknown
+	}
+	return chainIngressUnknown
+}
+
+// unknownSetName is the hash:net ipset of the node's pod ranges of a family,
+// in which addresses in no group are unknown.
+func unknownSetName(fam ir.Family) string {
+	if fam == ir.IPv6 {
+		return "weft-unknown-v6"
+	}
+	return "weft-unknown-v4"
 }
 
 // groupSetName is the ipset holding a group's members of one family.

@@ -131,15 +131,10 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 	add := func(chain string, spec string) {
 		t.chains[chain] = append(t.chains[chain], "-A "+chain+" "+spec)
 	}
-	for _, c := range []string{chainTop, chainEgress, chainIngress, chainAllow, chainEgressDrop, chainIngressDrop} {
+	for _, c := range []string{chainTop, chainEgress, chainIngress, chainAllow, chainEgressDrop, chainIngressDrop, chainEgressUnknown, chainIngressUnknown} {
 		t.chains[c] = nil
 	}
 	add(chainTop, "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN")
-	// A pod's packets to itself are always allowed; they reach FORWARD only
-	// when the node sends them back (a service hairpin). iptables cannot
-	// compare two fields of a packet, and this kernel has no hash:net,net
-	// ipset, so a classic BPF program compares the addresses.
-	add(chainTop, `-m bpf --bytecode "`+sameAddressBPF(fam)+`"`+commentArg("a pod's packets to itself")+" -j RETURN")
 	if fam == ir.IPv6 {
 		// Neighbour and router discovery is IPv6's ARP: no connection, and
 		// without it an isolated pod reaches nothing. Hop limit 255 proves
@@ -153,6 +148,8 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 	add(chainAllow, markSet)
 	add(chainEgressDrop, "-j DROP")
 	add(chainIngressDrop, "-j DROP")
+	add(chainEgressUnknown, "-j DROP")
+	add(chainIngressUnknown, "-j DROP")
 	for _, h := range hooks {
 		t.hooks[h] = []string{hookRuleArg}
 		t.hookFirst[h] = true
@@ -181,6 +178,13 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 		add(dispatch, fmt.Sprintf("-m set --match-set %s %s%s -g %s", setName, dir, commentArg("policies "+strings.Join(g.Policies, ",")), g.Name))
 
 		t.chains[g.Name] = nil
+		// A pod's packets to itself pass its groups; they reach FORWARD
+		// only when the node sends them back (a service hairpin). iptables
+		// cannot compare two fields of a packet, and this kernel has no
+		// hash:net,net ipset, so a classic BPF program compares the
+		// addresses. (Here, not in WEFT: an unknown address in no group
+		// is dropped even towards itself.)
+		add(g.Name, `-m bpf --bytecode "`+sameAddressBPF(fam)+`"`+commentArg("a pod's packets to itself")+" -j RETURN")
 		add(g.Name, markClear)
 		if err := r.renderGroupChains(t, g, fam, add); err != nil {
 			return err
@@ -188,6 +192,19 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 		add(g.Name, markNotSet+" -j "+dropChain(g.Direction))
 		add(g.Name, markClear)
 	}
+	// Reached only by addresses in no group: in the pod ranges, they belong
+	// to no pod weft knows. The set is always there (maybe empty), so the
+	// rules never change.
+	var ranges []string
+	for _, p := range rs.UnknownRanges {
+		if ir.FamilyOf(p.Addr()) == fam {
+			ranges = append(ranges, p.Masked().String())
+		}
+	}
+	unknown := unknownSetName(fam)
+	r.st.sets[unknown] = newIPSet(unknown, "hash:net", fam, ranges, true)
+	add(chainEgress, "-m set --match-set "+unknown+" src"+commentArg("unknown local pod address")+" -j "+unknownChain(ir.Egress))
+	add(chainIngress, "-m set --match-set "+unknown+" dst"+commentArg("unknown local pod address")+" -j "+unknownChain(ir.Ingress))
 	return nil
 }
 

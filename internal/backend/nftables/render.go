@@ -24,6 +24,9 @@ const (
 	setSelf4 = "self-ip4"
 	setSelf6 = "self-ip6"
 
+	setUnknown4 = "unknown-ip4"
+	setUnknown6 = "unknown-ip6"
+
 	mapIngress4 = "ingress-ip4"
 	mapIngress6 = "ingress-ip6"
 	mapEgress4  = "egress-ip4"
@@ -132,6 +135,9 @@ func render(rs *ir.Ruleset) (*desired, error) { return renderWith(rs, DefaultMer
 func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 	d := &desired{sets: map[string]*setObj{}, maps: map[string]*mapObj{}, chains: map[string]*chainObj{}, overBudget: map[string]int{}}
 	d.addFixed()
+	if err := d.addUnknown(rs.UnknownRanges); err != nil {
+		return nil, err
+	}
 	irSets := map[string]*setObj{}
 	irChainObjs := map[string]*chainObj{}
 	used := map[string]bool{} // ir sets and chains some rendered rule uses
@@ -317,6 +323,10 @@ func (d *desired) addFixed() {
 				{rule: "ip6 saddr . ip6 daddr @" + setSelf6 + " accept", comment: "a pod's packets to itself"},
 				{rule: "ip " + field + " vmap @" + dispatchMap(dir, ir.IPv4)},
 				{rule: "ip6 " + field + " vmap @" + dispatchMap(dir, ir.IPv6)},
+				// Reached only by addresses in no group: in the pod ranges,
+				// they belong to no pod weft knows.
+				{rule: "ip " + field + " @" + setUnknown4 + " drop", comment: dir.String() + ": unknown local pod address"},
+				{rule: "ip6 " + field + " @" + setUnknown6 + " drop", comment: dir.String() + ": unknown local pod address"},
 			},
 		}
 	}
@@ -334,6 +344,28 @@ func (d *desired) addFixed() {
 	}
 	d.sets[setSelf4] = &setObj{kind: selfPairs, def: knftables.Set{Name: setSelf4, Type: "ipv4_addr . ipv4_addr", Comment: comment("isolated local pod address . itself")}}
 	d.sets[setSelf6] = &setObj{kind: selfPairs, def: knftables.Set{Name: setSelf6, Type: "ipv6_addr . ipv6_addr", Comment: comment("isolated local pod address . itself")}}
+}
+
+// addUnknown adds the sets of the node's pod ranges in which addresses of no
+// known pod are dropped (empty when there are none).
+func (d *desired) addUnknown(ranges []netip.Prefix) error {
+	for _, fam := range []ir.Family{ir.IPv4, ir.IPv6} {
+		s := &ir.Set{Name: setUnknown4, Family: fam, Kind: ir.NetSet, Comment: "this node's pod ranges: addresses in no group are unknown"}
+		if fam == ir.IPv6 {
+			s.Name = setUnknown6
+		}
+		for _, p := range ranges {
+			if ir.FamilyOf(p.Addr()) == fam {
+				s.Prefixes = append(s.Prefixes, p)
+			}
+		}
+		o, err := renderSet(s)
+		if err != nil {
+			return fmt.Errorf("unknown ranges: %w", err)
+		}
+		d.sets[s.Name] = o
+	}
+	return nil
 }
 
 func renderSet(s *ir.Set) (*setObj, error) {
