@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -16,19 +18,25 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/weftnet/weft/internal/cni"
 	"github.com/weftnet/weft/internal/metrics"
 	"github.com/weftnet/weft/internal/syncer"
 	"github.com/weftnet/weft/internal/watch"
 )
 
 type runFlags struct {
-	kubeconfig   string
-	nodeName     string
-	backend      string
-	metricsAddr  string
-	nflogGroup   int
-	logFormat    string
-	iptablesMode string
+	kubeconfig        string
+	nodeName          string
+	backend           string
+	metricsAddr       string
+	nflogGroup        int
+	logFormat         string
+	iptablesMode      string
+	podCIDRsText      stringList
+	podCIDRs          []netip.Prefix
+	unknownPodTraffic string
+	cniSocket         string
+	cutRevoked        bool
 }
 
 func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
@@ -41,6 +49,10 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&f.nflogGroup, "nflog-group", 86, "NFLOG group for blocked-connection logs")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.iptablesMode, "iptables-mode", "auto", "iptables variant: auto (the one holding the node's rules), nft or legacy")
+	fs.Var(&f.podCIDRsText, "pod-cidrs", "this node's pod ranges, comma-separated CIDRs (default: the Node object's spec.podCIDRs)")
+	fs.StringVar(&f.unknownPodTraffic, "unknown-pod-traffic", "deny", "addresses of the pod ranges that no known pod holds: deny (until weft knows the pod) or allow")
+	fs.StringVar(&f.cniSocket, "cni-socket", cni.DefaultSocket, "unix socket on which weft-cni tells weft about new pods; empty disables")
+	fs.BoolVar(&f.cutRevoked, "cut-revoked-connections", true, "delete the conntrack entries of established connections that policy no longer allows")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -61,20 +73,50 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "version", version, "node", f.nodeName, "backend", b.Name(), "api_server", cfg.Host)
+	log.Info("starting", "version", version, "node", f.nodeName, "backend", b.Name(), "apiServer", cfg.Host)
 
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("API client for %s: %w", cfg.Host, err)
 	}
 	w := watch.New(client, log)
-	m := metrics.New()
-	s := syncer.New(w, b, syncer.Config{Node: f.nodeName, Log: log, OnSync: m.ObserveSync})
+	var s *syncer.Syncer
+	m := metrics.New(metrics.Status{
+		Ready:               func() bool { ok, _ := s.Status(); return ok },
+		APIUnreachableSince: func() time.Time { return w.Health().Since },
+		Relists:             w.Relists,
+	})
+	checks := &misconfigurations{node: f.nodeName, log: log, m: m, started: time.Now(), said: map[string]bool{}}
+	scfg := syncer.Config{
+		Node:         f.nodeName,
+		Log:          log,
+		PodCIDRs:     f.podCIDRs,
+		AllowUnknown: f.unknownPodTraffic == "allow",
+		NodeAddrs:    interfaceAddrs,
+		OnSync: func(r syncer.Result) {
+			m.ObserveSync(r)
+			if r.Err == nil {
+				m.UnknownDenied(len(r.PodRanges) > 0 && f.unknownPodTraffic == "deny")
+				checks.check(r.Snapshot)
+				w.ForgetCNI(r.Snapshot)
+			}
+		},
+	}
+	if f.cutRevoked {
+		scfg.OnApplied = revokedCutter(log, m)
+	}
+	s = syncer.New(w, b, scfg)
 
 	if f.metricsAddr != "" {
 		if err := serveHTTP(ctx, f.metricsAddr, s, m.Handler(), log); err != nil {
 			return err
 		}
+	}
+	if f.cniSocket != "" {
+		if _, err := cni.Serve(ctx, f.cniSocket, &cniHook{node: f.nodeName, w: w, s: s}, log.With("component", "cni")); err != nil {
+			return fmt.Errorf("--cni-socket %s: %w (give another path, or --cni-socket '' to run without the CNI hook)", f.cniSocket, err)
+		}
+		log.Info("serving the CNI hook", "socket", f.cniSocket)
 	}
 	w.Start(ctx)
 	if err := w.WaitForSync(ctx, 5*time.Second); err != nil {
@@ -101,6 +143,22 @@ func (f *runFlags) validate() error {
 	}
 	if err := oneOf("iptables-mode", f.iptablesMode, "auto", "nft", "legacy"); err != nil {
 		return err
+	}
+	if err := oneOf("unknown-pod-traffic", f.unknownPodTraffic, "deny", "allow"); err != nil {
+		return err
+	}
+	for _, text := range f.podCIDRsText {
+		p, err := netip.ParsePrefix(text)
+		if err != nil {
+			return usagef("--pod-cidrs %q: want CIDRs such as 10.244.1.0/24,fd00:10:244:1::/64: %v", text, err)
+		}
+		if p != p.Masked() {
+			return usagef("--pod-cidrs %q: host bits set; did you mean %s?", text, p.Masked())
+		}
+		f.podCIDRs = append(f.podCIDRs, p)
+	}
+	if f.cniSocket != "" && !filepath.IsAbs(f.cniSocket) {
+		return usagef("--cni-socket %q: want an absolute path", f.cniSocket)
 	}
 	if f.nflogGroup < 0 || f.nflogGroup > 65535 {
 		return usagef("--nflog-group %d: want 0-65535", f.nflogGroup)
@@ -153,14 +211,15 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// serveHTTP serves /healthz (the process lives), /readyz (a ruleset is
-// applied) and /metrics.
+// serveHTTP serves /healthz (the process lives), /readyz (weft enforces the
+// cluster's current policy: a ruleset is applied, syncs succeed and the API
+// server answers) and /metrics.
 func serveHTTP(ctx context.Context, addr string, s *syncer.Syncer, metricsHandler http.Handler, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.Ready() {
-			http.Error(w, "not ready: no ruleset applied yet (waiting for the API server or the packet filter)", http.StatusServiceUnavailable)
+		if ok, reason := s.Status(); !ok {
+			http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -19,12 +20,26 @@ type Metrics struct {
 	rulesetObjs   *prometheus.GaugeVec
 	setMembers    prometheus.Gauge
 	policyErrors  prometheus.Gauge
-	ready         prometheus.Gauge
 	isolatedLocal *prometheus.GaugeVec
+	cut           prometheus.Counter
+	misconfigured *prometheus.GaugeVec
+	unknownDenied prometheus.Gauge
 }
 
-// New registers weft's metrics and the Go runtime's.
-func New() *Metrics {
+// Status is what the daemon reports about itself, read at each scrape.
+type Status struct {
+	// Ready reports whether weft enforces the cluster's current policy.
+	Ready func() bool
+	// APIUnreachableSince is when the API server stopped answering (zero
+	// while it answers).
+	APIUnreachableSince func() time.Time
+	// Relists counts full re-lists after API outages.
+	Relists func() int64
+}
+
+// New registers weft's metrics and the Go runtime's; st, if given, adds the
+// daemon's readiness and API health.
+func New(st ...Status) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -47,17 +62,61 @@ func New() *Metrics {
 		policyErrors: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weft_policy_errors", Help: "Parts of NetworkPolicies weft cannot understand (they allow nothing).",
 		}),
-		ready: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "weft_ready", Help: "1 once a ruleset has been applied, else 0.",
-		}),
 		isolatedLocal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weft_isolated_pod_addresses", Help: "Local pod addresses isolated by policy, by direction.",
 		}, []string{"direction"}),
+		cut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_connections_cut_total", Help: "Established connections whose conntrack entries weft deleted because policy no longer allows them.",
+		}),
+		misconfigured: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weft_misconfiguration", Help: "1 while a check finds a setting under which weft would silently isolate nothing (node-name, no-local-pods, bridge-nf-call-iptables), else 0.",
+		}, []string{"check"}),
+		unknownDenied: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weft_unknown_pod_addresses_denied", Help: "1 when addresses of this node's pod ranges that no known pod holds are dropped; 0 when they pass (no pod ranges known, or --unknown-pod-traffic=allow), so a new pod is open until weft learns its IP.",
+		}),
 	}
-	m.reg.MustRegister(m.syncs, m.compileTime, m.applyTime, m.rulesetObjs, m.setMembers, m.policyErrors, m.ready, m.isolatedLocal,
+	m.reg.MustRegister(m.syncs, m.compileTime, m.applyTime, m.rulesetObjs, m.setMembers, m.policyErrors, m.isolatedLocal,
+		m.cut, m.misconfigured, m.unknownDenied,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if len(st) > 0 {
+		s := st[0]
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "weft_ready", Help: "1 while weft enforces the cluster's current policy (a ruleset is applied, syncs succeed, the API server answers), else 0.",
+			}, func() float64 { return boolFloat(s.Ready()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "weft_api_unreachable_since_seconds", Help: "Unix time since which the API server does not answer (rules stay as they are meanwhile); 0 while it answers.",
+			}, func() float64 {
+				if t := s.APIUnreachableSince(); !t.IsZero() {
+					return float64(t.UnixNano()) / 1e9
+				}
+				return 0
+			}),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "weft_api_relists_total", Help: "Full re-lists of the cluster view after the API server came back from an outage.",
+			}, func() float64 { return float64(s.Relists()) }),
+		)
+	}
 	return m
 }
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ConnectionsCut counts n connections cut.
+func (m *Metrics) ConnectionsCut(n int) { m.cut.Add(float64(n)) }
+
+// Misconfigured sets the state of a misconfiguration check.
+func (m *Metrics) Misconfigured(check string, bad bool) {
+	m.misconfigured.WithLabelValues(check).Set(boolFloat(bad))
+}
+
+// UnknownDenied records whether unknown pod addresses are dropped.
+func (m *Metrics) UnknownDenied(denied bool) { m.unknownDenied.Set(boolFloat(denied)) }
 
 // ObserveSync records one sync attempt; pass it as syncer.Config.OnSync.
 func (m *Metrics) ObserveSync(r syncer.Result) {
@@ -76,7 +135,6 @@ func (m *Metrics) ObserveSync(r syncer.Result) {
 		m.policyErrors.Set(float64(len(r.Snapshot.Errors())))
 	}
 	if rs := r.Ruleset; rs != nil && r.Changed {
-		m.ready.Set(1)
 		m.rulesetObjs.WithLabelValues("sets").Set(float64(len(rs.Sets)))
 		m.rulesetObjs.WithLabelValues("chains").Set(float64(len(rs.Chains)))
 		m.rulesetObjs.WithLabelValues("groups").Set(float64(len(rs.Groups)))
@@ -87,7 +145,9 @@ func (m *Metrics) ObserveSync(r syncer.Result) {
 		m.setMembers.Set(float64(members))
 		isolated := map[string]int{"ingress": 0, "egress": 0}
 		for _, g := range rs.Groups {
-			isolated[g.Direction.String()] += len(g.Members)
+			if len(g.Policies) > 0 { // not the open groups of known, unisolated pods
+				isolated[g.Direction.String()] += len(g.Members)
+			}
 		}
 		for dir, n := range isolated {
 			m.isolatedLocal.WithLabelValues(dir).Set(float64(n))

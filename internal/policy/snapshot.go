@@ -26,6 +26,9 @@ type Snapshot struct {
 	Policies []*Policy
 	// Nodes by name, when known (the API's Node objects; files have none).
 	Nodes map[string]*Node
+	// CNIGeneration counts what the CNI hook had reported when the snapshot
+	// was taken (0 without the hook).
+	CNIGeneration uint64
 
 	podsByNamespace     map[string][]*Pod
 	policiesByNamespace map[string][]*Policy

@@ -2,8 +2,11 @@ package syncer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,9 +23,33 @@ type Source interface {
 	Snapshot() (*policy.Snapshot, error)
 }
 
+// HealthReporter is a Source that can say its view is stale (the API server
+// does not answer).
+type HealthReporter interface {
+	// Stale returns a reason while the view may be out of date, else "".
+	Stale() string
+}
+
 // Config tunes the loop. Zero values take the defaults.
 type Config struct {
 	Node string
+	// PodCIDRs, when set, are the node's pod ranges (--pod-cidrs); else the
+	// Node object's spec.podCIDRs are used.
+	PodCIDRs []netip.Prefix
+	// AllowUnknown lets addresses of the pod ranges that no known pod holds
+	// pass (--unknown-pod-traffic=allow); by default they are dropped.
+	AllowUnknown bool
+	// NodeAddrs, if set, returns the node's own addresses (its interfaces),
+	// which are never pod addresses. Called on every sync.
+	NodeAddrs func() []netip.Addr
+	// OnApplied, if set, is called after each ruleset the backend applied,
+	// from a goroutine of its own and coalesced: when syncs come faster than
+	// it returns, it sees only the latest. weft cuts revoked connections
+	// there.
+	OnApplied func(ctx context.Context, a Applied)
+	// FailuresUntilNotReady is how many syncs in a row must fail before the
+	// syncer reports not ready (default 3).
+	FailuresUntilNotReady int
 	// MinInterval bounds the rate of syncs (default 20ms).
 	MinInterval time.Duration
 	// MaxBackoff caps the retry delay after failures (default 30s); retries
@@ -45,6 +72,19 @@ type Result struct {
 	Compile  time.Duration
 	Apply    time.Duration
 	Err      error
+	// PodRanges are the pod ranges the sync used (nil: none known, so
+	// unknown addresses could not be denied).
+	PodRanges []netip.Prefix
+}
+
+// Applied is a ruleset in the kernel and what it was compiled from.
+type Applied struct {
+	Snapshot *policy.Snapshot
+	Ruleset  *ir.Ruleset
+	// NodeAddrs are the node's own addresses at that sync.
+	NodeAddrs []netip.Addr
+	// At is when the backend finished applying it.
+	At time.Time
 }
 
 // Syncer drives a backend from a source.
@@ -54,10 +94,16 @@ type Syncer struct {
 	backend backend.Backend
 	ready   atomic.Bool
 
-	mu       sync.Mutex
-	snapshot *policy.Snapshot
-	applied  *ir.Ruleset
-	logged   map[string]bool // policy problems already logged
+	mu        sync.Mutex
+	snapshot  *policy.Snapshot
+	applied   *ir.Ruleset
+	appliedCh chan struct{} // closed and replaced after each successful sync
+	failures  int           // syncs failed in a row
+	lastErr   error
+	logged    map[string]bool // policy problems already logged
+	ranges    string          // pod ranges last logged
+
+	afterApply chan Applied // to the OnApplied goroutine; holds the latest
 }
 
 // New returns a Syncer.
@@ -74,11 +120,44 @@ func New(src Source, b backend.Backend, cfg Config) *Syncer {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{cfg: cfg, src: src, backend: b, logged: map[string]bool{}}
+	if cfg.FailuresUntilNotReady == 0 {
+		cfg.FailuresUntilNotReady = 3
+	}
+	return &Syncer{cfg: cfg, src: src, backend: b, logged: map[string]bool{}, appliedCh: make(chan struct{}),
+		afterApply: make(chan Applied, 1), ranges: "unset"}
 }
 
-// Ready reports whether a ruleset has been applied since start.
+// Ready reports whether a ruleset has been applied since start (use Status
+// for whether weft is enforcing what the cluster says now).
 func (s *Syncer) Ready() bool { return s.ready.Load() }
+
+// Status says whether the node enforces the cluster's current policy: a
+// ruleset was applied, the latest syncs did not keep failing, and the
+// source's view is not stale. When not, reason says why.
+func (s *Syncer) Status() (ready bool, reason string) {
+	if !s.ready.Load() {
+		return false, "no ruleset applied yet (waiting for the API server or the packet filter)"
+	}
+	if h, ok := s.src.(HealthReporter); ok {
+		if stale := h.Stale(); stale != "" {
+			return false, stale
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failures >= s.cfg.FailuresUntilNotReady {
+		return false, fmt.Sprintf("the last %d syncs failed; the rules applied before stay in place: %v", s.failures, s.lastErr)
+	}
+	return true, ""
+}
+
+// AppliedSignal returns a channel that is closed after the next successful
+// sync (whether or not the ruleset changed); read Current then.
+func (s *Syncer) AppliedSignal() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appliedCh
+}
 
 // Current returns the snapshot and ruleset applied last (nil before the first).
 func (s *Syncer) Current() (*policy.Snapshot, *ir.Ruleset) {
@@ -97,6 +176,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 	repairing := false
 	repair := time.NewTicker(s.cfg.RepairInterval)
 	defer repair.Stop()
+	if s.cfg.OnApplied != nil {
+		go s.runAfterApply(ctx)
+	}
 	var last time.Time
 	for {
 		if pending {
@@ -117,7 +199,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				s.cfg.Log.Error("sync failed; the rules applied before stay in place, retrying", "error", err, "retry_in", backoff)
+				s.cfg.Log.Error("sync failed; the rules applied before stay in place, retrying", "error", err, "retryIn", backoff)
 				retry = time.After(backoff)
 				backoff = min(backoff*2, s.cfg.MaxBackoff)
 			} else {
@@ -155,21 +237,35 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 	}()
 	snap, err := s.src.Snapshot()
 	if err != nil {
+		s.mu.Lock()
+		s.failures++
+		s.lastErr = err
+		s.mu.Unlock()
 		res.Err = err
 		return err
 	}
 	s.logProblems(snap)
 	start := time.Now()
-	rs := compile.Compile(snap, s.cfg.Node)
+	opts := compile.Options{Node: s.cfg.Node, PodRanges: s.cfg.PodCIDRs}
+	if len(opts.PodRanges) == 0 {
+		opts.PodRanges = snap.PodCIDRs(s.cfg.Node)
+	}
+	res.PodRanges = opts.PodRanges
+	s.logRanges(opts.PodRanges)
+	if s.cfg.AllowUnknown {
+		opts.PodRanges = nil
+	}
+	if s.cfg.NodeAddrs != nil {
+		opts.NodeAddrs = s.cfg.NodeAddrs()
+	}
+	rs := compile.CompileWith(snap, opts)
 	res.Snapshot, res.Ruleset, res.Compile = snap, rs, time.Since(start)
 
 	s.mu.Lock()
 	prev := s.applied
 	s.mu.Unlock()
 	if !force && prev != nil && reflect.DeepEqual(prev, rs) {
-		s.mu.Lock()
-		s.snapshot = snap
-		s.mu.Unlock()
+		s.succeeded(snap, rs, opts.NodeAddrs, false)
 		return nil
 	}
 	res.Changed = true
@@ -181,19 +277,67 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 		// sync applies whatever it computes, even if that equals prev.
 		s.mu.Lock()
 		s.applied = nil
+		s.failures++
+		s.lastErr = err
 		s.mu.Unlock()
 		res.Err = err
 		return err
 	}
-	s.mu.Lock()
-	s.snapshot, s.applied = snap, rs
-	s.mu.Unlock()
+	s.succeeded(snap, rs, opts.NodeAddrs, true)
 	if !s.ready.Swap(true) {
 		s.cfg.Log.Info("first ruleset applied; enforcing", "backend", s.backend.Name(), "sets", len(rs.Sets), "chains", len(rs.Chains), "groups", len(rs.Groups))
 	} else {
 		s.cfg.Log.Debug("ruleset applied", "sets", len(rs.Sets), "chains", len(rs.Chains), "groups", len(rs.Groups), "compile", res.Compile, "apply", res.Apply)
 	}
 	return nil
+}
+
+// succeeded records a successful sync; changed says the backend applied rs.
+func (s *Syncer) succeeded(snap *policy.Snapshot, rs *ir.Ruleset, nodeAddrs []netip.Addr, changed bool) {
+	s.mu.Lock()
+	s.snapshot, s.applied = snap, rs
+	s.failures, s.lastErr = 0, nil
+	close(s.appliedCh)
+	s.appliedCh = make(chan struct{})
+	s.mu.Unlock()
+	if changed && s.cfg.OnApplied != nil {
+		a := Applied{Snapshot: snap, Ruleset: rs, NodeAddrs: nodeAddrs, At: time.Now()}
+		// Keep only the latest: replace a pending one.
+		select {
+		case <-s.afterApply:
+		default:
+		}
+		s.afterApply <- a
+	}
+}
+
+func (s *Syncer) runAfterApply(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a := <-s.afterApply:
+			s.cfg.OnApplied(ctx, a)
+		}
+	}
+}
+
+// logRanges says, when they change (and once at start), which pod ranges
+// weft denies unknown addresses in, or that it cannot.
+func (s *Syncer) logRanges(ranges []netip.Prefix) {
+	text := fmt.Sprint(ranges)
+	if text == s.ranges {
+		return
+	}
+	s.ranges = text
+	switch {
+	case len(ranges) == 0:
+		s.cfg.Log.Warn("no pod ranges for this node (its Node object has no spec.podCIDRs and --pod-cidrs is not given): a new pod cannot be isolated before weft learns its IP, and a reused IP is not denied until then; give --pod-cidrs or set spec.podCIDRs", "node", s.cfg.Node)
+	case s.cfg.AllowUnknown:
+		s.cfg.Log.Info("addresses of the pod ranges that no known pod holds pass (--unknown-pod-traffic=allow)", "podCIDRs", slices.Clone(ranges))
+	default:
+		s.cfg.Log.Info("addresses of the pod ranges that no known pod holds are dropped until weft knows their pod", "podCIDRs", slices.Clone(ranges))
+	}
 }
 
 // logProblems logs each policy problem once while it lasts.

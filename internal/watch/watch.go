@@ -2,9 +2,14 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,51 +25,118 @@ import (
 	"github.com/weftnet/weft/internal/policy"
 )
 
-// Watcher watches Pods, Namespaces and NetworkPolicies.
+// Config tunes a Watcher. Zero values take the defaults.
+type Config struct {
+	// ProbeInterval is how often the API server is probed (default 1s). A
+	// failed probe marks the view stale; the first probe that succeeds after
+	// that lists everything again, so weft catches up at once instead of
+	// waiting out client-go's watch backoff (up to 30 s).
+	ProbeInterval time.Duration
+	// ProbeTimeout bounds one probe (default 2s).
+	ProbeTimeout time.Duration
+}
+
+// Watcher watches Pods, Namespaces, Nodes and NetworkPolicies, and merges in
+// what the CNI hook reports (see CNIAdd and CNIDel).
 type Watcher struct {
-	log      *slog.Logger
+	client  kubernetes.Interface
+	log     *slog.Logger
+	cfg     Config
+	changes chan struct{}
+
+	mu       sync.Mutex
+	inf      *informerSet // the view Snapshot reads
+	health   Health
+	lastErr  error
+	cni      cniState
+	restarts atomic.Int64
+
+	cache normCache // used by Snapshot only (one goroutine)
+}
+
+// informerSet is one generation of informers: after an API outage weft
+// starts a new set, which lists everything again, and drops the old one.
+type informerSet struct {
 	factory  informers.SharedInformerFactory
+	cancel   context.CancelFunc
 	pods     listerscorev1.PodLister
 	nss      listerscorev1.NamespaceLister
+	nodes    listerscorev1.NodeLister
 	policies listersnetworkingv1.NetworkPolicyLister
 	synced   []cache.InformerSynced
-	changes  chan struct{}
+}
 
-	mu        sync.Mutex
-	lastError error
-	cache     normCache
+// Health is whether the watcher's view is current.
+type Health struct {
+	// Synced is set once the first full view was listed.
+	Synced bool
+	// Since is when the API server stopped answering (zero while it answers).
+	Since time.Time
+	// Err is the last error talking to the API server while it does not answer.
+	Err error
 }
 
 // New returns a Watcher on client. Call Start, then WaitForSync.
-func New(client kubernetes.Interface, log *slog.Logger) *Watcher {
+func New(client kubernetes.Interface, log *slog.Logger, cfg ...Config) *Watcher {
 	w := &Watcher{
+		client:  client,
 		log:     log,
-		factory: informers.NewSharedInformerFactory(client, 0),
 		changes: make(chan struct{}, 1),
 		cache:   newNormCache(),
+		cni:     newCNIState(),
 	}
-	podInf := w.factory.Core().V1().Pods()
-	nsInf := w.factory.Core().V1().Namespaces()
-	npInf := w.factory.Networking().V1().NetworkPolicies()
+	if len(cfg) > 0 {
+		w.cfg = cfg[0]
+	}
+	if w.cfg.ProbeInterval == 0 {
+		w.cfg.ProbeInterval = time.Second
+	}
+	if w.cfg.ProbeTimeout == 0 {
+		w.cfg.ProbeTimeout = 2 * time.Second
+	}
+	return w
+}
+
+// newInformers builds (but does not start) a generation of informers.
+func (w *Watcher) newInformers() *informerSet {
+	s := &informerSet{factory: informers.NewSharedInformerFactory(w.client, 0)}
+	podInf := s.factory.Core().V1().Pods()
+	nsInf := s.factory.Core().V1().Namespaces()
+	nodeInf := s.factory.Core().V1().Nodes()
+	npInf := s.factory.Networking().V1().NetworkPolicies()
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { w.signal() },
 		UpdateFunc: func(any, any) { w.signal() },
 		DeleteFunc: func(any) { w.signal() },
 	}
-	for name, inf := range map[string]cache.SharedIndexInformer{"pods": podInf.Informer(), "namespaces": nsInf.Informer(), "networkpolicies": npInf.Informer()} {
+	for name, inf := range map[string]cache.SharedIndexInformer{"pods": podInf.Informer(), "namespaces": nsInf.Informer(), "nodes": nodeInf.Informer(), "networkpolicies": npInf.Informer()} {
 		_, _ = inf.AddEventHandler(handler)
-		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
+			if ctx.Err() != nil {
+				return // this generation is being dropped
+			}
 			w.mu.Lock()
-			w.lastError = fmt.Errorf("list/watch %s: %w", name, err)
+			w.lastErr = fmt.Errorf("list/watch %s: %w", name, err)
 			w.mu.Unlock()
-			log.Warn("API server watch failed; retrying, rules in place stay as they are", "resource", name, "error", err)
+			w.log.Warn("API server watch failed; retrying, rules in place stay as they are", "resource", name, "error", err)
 		})
-		w.synced = append(w.synced, inf.HasSynced)
+		s.synced = append(s.synced, inf.HasSynced)
 	}
 	// Keep only what policy needs: 10,000 pods should not cost a gigabyte.
 	_ = podInf.Informer().SetTransform(trimPod)
-	w.pods, w.nss, w.policies = podInf.Lister(), nsInf.Lister(), npInf.Lister()
-	return w
+	_ = nodeInf.Informer().SetTransform(trimNode)
+	s.pods, s.nss, s.nodes, s.policies = podInf.Lister(), nsInf.Lister(), nodeInf.Lister(), npInf.Lister()
+	return s
+}
+
+func (s *informerSet) start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.factory.Start(ctx.Done())
+}
+
+func (s *informerSet) stop() {
+	s.cancel()
+	go s.factory.Shutdown() // waits for the informers' goroutines; nobody needs to wait for that
 }
 
 func (w *Watcher) signal() {
@@ -78,14 +150,24 @@ func (w *Watcher) signal() {
 // between two receives coalesce into one.
 func (w *Watcher) Changes() <-chan struct{} { return w.changes }
 
-// Start starts the informers.
-func (w *Watcher) Start(ctx context.Context) { w.factory.Start(ctx.Done()) }
+// Start starts the informers and the API server probe.
+func (w *Watcher) Start(ctx context.Context) {
+	s := w.newInformers()
+	s.start(ctx)
+	w.mu.Lock()
+	w.inf = s
+	w.mu.Unlock()
+	go w.probeLoop(ctx)
+}
 
 // WaitForSync blocks until the informers hold a full view, logging every
 // interval while the API server cannot be reached.
 func (w *Watcher) WaitForSync(ctx context.Context, interval time.Duration) error {
+	w.mu.Lock()
+	synced := w.inf.synced
+	w.mu.Unlock()
 	done := make(chan bool, 1)
-	go func() { done <- cache.WaitForCacheSync(ctx.Done(), w.synced...) }()
+	go func() { done <- cache.WaitForCacheSync(ctx.Done(), synced...) }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -94,32 +176,138 @@ func (w *Watcher) WaitForSync(ctx context.Context, interval time.Duration) error
 			if !ok {
 				return ctx.Err()
 			}
+			w.mu.Lock()
+			w.health.Synced = true
+			w.mu.Unlock()
 			return nil
 		case <-t.C:
 			w.mu.Lock()
-			err := w.lastError
+			err := w.lastErr
+			if err == nil {
+				err = w.health.Err
+			}
 			w.mu.Unlock()
 			w.log.Warn("still waiting for the API server; not ready, rules in place stay as they are", "error", err)
 		}
 	}
 }
 
+// Health reports whether the view is current.
+func (w *Watcher) Health() Health {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.health
+}
+
+// Stale returns why the view may be out of date ("" while the API server
+// answers).
+func (w *Watcher) Stale() string {
+	h := w.Health()
+	if h.Since.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("API server unreachable since %s (%s): %v; the rules in place stay as they are",
+		h.Since.UTC().Format(time.RFC3339), time.Since(h.Since).Round(time.Second), h.Err)
+}
+
+// Relists returns how many times the watcher listed everything again after
+// the API server came back.
+func (w *Watcher) Relists() int64 { return w.restarts.Load() }
+
+// probeLoop asks the API server every ProbeInterval whether it is there. A
+// failure marks the view stale (Health.Since); the first success after that
+// starts a new generation of informers, which list everything at once.
+func (w *Watcher) probeLoop(ctx context.Context) {
+	t := time.NewTicker(w.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := w.probe(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		w.mu.Lock()
+		down := !w.health.Since.IsZero()
+		if err != nil {
+			if !down {
+				w.health.Since = time.Now()
+				w.log.Warn("API server unreachable; rules in place stay as they are, not ready until it answers", "error", err)
+			}
+			w.health.Err = err
+			w.mu.Unlock()
+			continue
+		}
+		w.mu.Unlock()
+		if down {
+			w.relist(ctx)
+		}
+	}
+}
+
+func (w *Watcher) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
+	defer cancel()
+	if _, err := w.client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+		return fmt.Errorf("probe API server /readyz: %w", err)
+	}
+	return nil
+}
+
+// relist replaces the informers with a new generation once it has listed
+// everything; until then Snapshot reads the old view.
+func (w *Watcher) relist(ctx context.Context) {
+	start := time.Now()
+	s := w.newInformers()
+	s.start(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
+		s.stop()
+		return
+	}
+	w.mu.Lock()
+	old := w.inf
+	w.inf = s
+	outage := time.Since(w.health.Since)
+	w.health.Since, w.health.Err, w.lastErr = time.Time{}, nil, nil
+	w.mu.Unlock()
+	old.stop()
+	w.restarts.Add(1)
+	w.log.Info("API server answers again; listed everything anew", "outage", outage.Round(time.Millisecond), "list", time.Since(start).Round(time.Millisecond))
+	w.signal()
+}
+
 // Snapshot builds an immutable snapshot of the current view. Not safe for
 // concurrent use: one goroutine (the syncer) calls it.
 func (w *Watcher) Snapshot() (*policy.Snapshot, error) {
-	pods, err := w.pods.List(labels.Everything())
+	w.mu.Lock()
+	s := w.inf
+	w.mu.Unlock()
+	if s == nil {
+		return nil, errors.New("watcher not started")
+	}
+	pods, err := s.pods.List(labels.Everything())
 	if err != nil {
 		return nil, err
 	}
-	nss, err := w.nss.List(labels.Everything())
+	nss, err := s.nss.List(labels.Everything())
 	if err != nil {
 		return nil, err
 	}
-	nps, err := w.policies.List(labels.Everything())
+	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
 		return nil, err
 	}
-	return w.cache.snapshot(nss, pods, nps), nil
+	nps, err := s.policies.List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	overlay := w.cni.view()
+	w.mu.Unlock()
+	return w.cache.snapshot(nss, pods, nodes, nps, overlay), nil
 }
 
 // normCache keeps normalised objects by UID and resourceVersion, so a sync
@@ -127,6 +315,7 @@ func (w *Watcher) Snapshot() (*policy.Snapshot, error) {
 type normCache struct {
 	pods     map[types.UID]cached[*policy.Pod]
 	nss      map[types.UID]cached[*policy.Namespace]
+	nodes    map[types.UID]cached[*policy.Node]
 	policies map[types.UID]cached[*policy.Policy]
 }
 
@@ -139,6 +328,7 @@ func newNormCache() normCache {
 	return normCache{
 		pods:     map[types.UID]cached[*policy.Pod]{},
 		nss:      map[types.UID]cached[*policy.Namespace]{},
+		nodes:    map[types.UID]cached[*policy.Node]{},
 		policies: map[types.UID]cached[*policy.Policy]{},
 	}
 }
@@ -166,12 +356,17 @@ func normalize[K any, T any](m map[types.UID]cached[T], objs []K, meta func(K) (
 	return out
 }
 
-func (c *normCache) snapshot(nss []*corev1.Namespace, pods []*corev1.Pod, nps []*networkingv1.NetworkPolicy) *policy.Snapshot {
-	return policy.BuildSnapshot(
+func (c *normCache) snapshot(nss []*corev1.Namespace, pods []*corev1.Pod, nodes []*corev1.Node, nps []*networkingv1.NetworkPolicy, overlay cniView) *policy.Snapshot {
+	normPods := normalize(c.pods, pods, func(o *corev1.Pod) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.PodFromAPI)
+	normPods = overlay.apply(normPods)
+	snap := policy.BuildSnapshot(
 		normalize(c.nss, nss, func(o *corev1.Namespace) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.NamespaceFromAPI),
-		normalize(c.pods, pods, func(o *corev1.Pod) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.PodFromAPI),
+		normPods,
 		normalize(c.policies, nps, func(o *networkingv1.NetworkPolicy) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.PolicyFromAPI),
 	)
+	snap.AddNodes(normalize(c.nodes, nodes, func(o *corev1.Node) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.NodeFromAPI)...)
+	snap.CNIGeneration = overlay.generation
+	return snap
 }
 
 // trimPod drops every field of a pod that policy does not read.
@@ -189,6 +384,170 @@ func trimPod(obj any) (any, error) {
 			out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Name: c.Name, Ports: c.Ports})
 		}
 	}
-	out.Status.Phase, out.Status.PodIP, out.Status.PodIPs, out.Status.HostIP = p.Status.Phase, p.Status.PodIP, p.Status.PodIPs, p.Status.HostIP
+	out.Status.Phase, out.Status.PodIP, out.Status.PodIPs = p.Status.Phase, p.Status.PodIP, p.Status.PodIPs
+	out.Status.HostIP, out.Status.HostIPs = p.Status.HostIP, p.Status.HostIPs
 	return out, nil
+}
+
+// trimNode keeps a node's name, pod ranges and addresses.
+func trimNode(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Node{}
+	out.Name, out.UID, out.ResourceVersion = n.Name, n.UID, n.ResourceVersion
+	out.Spec.PodCIDR, out.Spec.PodCIDRs = n.Spec.PodCIDR, n.Spec.PodCIDRs
+	out.Status.Addresses = slices.DeleteFunc(slices.Clone(n.Status.Addresses), func(a corev1.NodeAddress) bool {
+		return a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP
+	})
+	return out, nil
+}
+
+// cniState is what the CNI hook reported: the addresses of pods whose
+// sandbox exists (ADD), which may not be in their status yet, and addresses
+// that pods released (DEL) while their objects may still name them.
+type cniState struct {
+	generation uint64
+	added      map[string]cniPod       // by "namespace/name"
+	released   map[netip.Addr]string   // address → the pod that released it
+	byID       map[string]string       // container ID → pod key, for DEL without addresses
+	addrsOfID  map[string][]netip.Addr // container ID → addresses reported at ADD
+}
+
+type cniPod struct {
+	containerID string
+	ips         []netip.Addr
+	at          time.Time
+}
+
+// cniForgetAfter is how long weft keeps what ADD said about a pod the API
+// does not show: the watch may be a little behind the kubelet, never this
+// much.
+const cniForgetAfter = 2 * time.Minute
+
+func newCNIState() cniState {
+	return cniState{added: map[string]cniPod{}, released: map[netip.Addr]string{}, byID: map[string]string{}, addrsOfID: map[string][]netip.Addr{}}
+}
+
+// cniView is an immutable copy of cniState for one snapshot.
+type cniView struct {
+	generation uint64
+	added      map[string]cniPod
+	released   map[netip.Addr]string
+}
+
+func (s *cniState) view() cniView {
+	v := cniView{generation: s.generation, added: make(map[string]cniPod, len(s.added)), released: make(map[netip.Addr]string, len(s.released))}
+	for k, p := range s.added {
+		v.added[k] = p
+	}
+	for a, k := range s.released {
+		v.released[a] = k
+	}
+	return v
+}
+
+// apply returns pods with the CNI hook's knowledge merged in: a pod's
+// addresses reported at ADD replace those of its status (the sandbox is
+// newer than the status), and addresses a pod released are no longer its.
+// Pods it changes are copies; the cached originals stay as they are.
+func (v cniView) apply(pods []*policy.Pod) []*policy.Pod {
+	if len(v.added) == 0 && len(v.released) == 0 {
+		return pods
+	}
+	for i, p := range pods {
+		key := p.Key()
+		ips := p.IPs
+		if a, ok := v.added[key]; ok && !p.HostNetwork && !p.Finished {
+			ips = a.ips
+		}
+		kept := ips
+		if len(v.released) > 0 {
+			kept = slices.DeleteFunc(slices.Clone(ips), func(ip netip.Addr) bool { return v.released[ip] == key })
+		}
+		if !slices.Equal(kept, p.IPs) {
+			c := *p
+			c.IPs = kept
+			pods[i] = &c
+		}
+	}
+	return pods
+}
+
+// CNIAdd records that the CNI hook set up pod namespace/name with ips, and
+// returns the generation a snapshot must have to include it.
+func (w *Watcher) CNIAdd(namespace, name, containerID string, ips []netip.Addr) uint64 {
+	key := namespace + "/" + name
+	w.mu.Lock()
+	s := &w.cni
+	if old, ok := s.added[key]; ok && old.containerID != containerID {
+		delete(s.byID, old.containerID)
+		delete(s.addrsOfID, old.containerID)
+	}
+	s.added[key] = cniPod{containerID: containerID, ips: slices.Clone(ips), at: time.Now()}
+	s.byID[containerID] = key
+	s.addrsOfID[containerID] = slices.Clone(ips)
+	for _, ip := range ips {
+		delete(s.released, ip) // the address is this pod's now
+	}
+	s.generation++
+	gen := s.generation
+	w.mu.Unlock()
+	w.signal()
+	return gen
+}
+
+// CNIDel records that pod namespace/name (container containerID) released
+// ips (all it reported at ADD when ips is empty), and returns the generation
+// a snapshot must have to include that.
+func (w *Watcher) CNIDel(namespace, name, containerID string, ips []netip.Addr) uint64 {
+	key := namespace + "/" + name
+	w.mu.Lock()
+	s := &w.cni
+	if len(ips) == 0 {
+		ips = s.addrsOfID[containerID]
+	}
+	if a, ok := s.added[key]; ok && (a.containerID == containerID || containerID == "") {
+		if len(ips) == 0 {
+			ips = a.ips
+		}
+		delete(s.added, key)
+	}
+	delete(s.byID, containerID)
+	delete(s.addrsOfID, containerID)
+	for _, ip := range ips {
+		s.released[ip] = key
+	}
+	s.generation++
+	gen := s.generation
+	w.mu.Unlock()
+	w.signal()
+	return gen
+}
+
+// ForgetCNI drops what the CNI hook said about pods that snap no longer
+// holds: released addresses of deleted pods (no pod claims them anyway), and
+// ADDs of pods the API has not shown for cniForgetAfter. It changes no
+// snapshot; call it now and then.
+func (w *Watcher) ForgetCNI(snap *policy.Snapshot) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := &w.cni
+	exists := func(key string) bool {
+		ns, name, _ := strings.Cut(key, "/")
+		return snap.Pod(ns, name) != nil
+	}
+	for a, key := range s.released {
+		if !exists(key) {
+			delete(s.released, a)
+		}
+	}
+	for key, p := range s.added {
+		if !exists(key) && time.Since(p.at) > cniForgetAfter {
+			delete(s.added, key)
+			delete(s.byID, p.containerID)
+			delete(s.addrsOfID, p.containerID)
+		}
+	}
 }
