@@ -61,7 +61,7 @@ func TestRunWithUnreachableAPIServer(t *testing.T) {
 	var stderr syncBuffer
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"run", "--kubeconfig", kc, "--node-name", "n1", "--metrics-addr", "127.0.0.1:16781", "--backend", "nftables"}, io.Discard, &stderr)
+		done <- run(ctx, []string{"run", "--kubeconfig", kc, "--node-name", "n1", "--metrics-addr", "127.0.0.1:16781", "--backend", "nftables", "--cni-socket", ""}, io.Discard, &stderr)
 	}()
 
 	deadline := time.Now().Add(20 * time.Second)

@@ -88,6 +88,19 @@ func nodeIPs(i int) []netip.Addr {
 	}
 }
 
+// PodCIDRs are the node's pod ranges (its Node's spec.podCIDRs), IPv4
+// first: those of its default pod addresses, 10.(40+i).0.0/16 and
+// fd00::4i:0:0/96. Pods given other addresses (PodSpec.IPv4/IPv6) are
+// outside them.
+func (n *Node) PodCIDRs() []netip.Prefix {
+	b6 := [16]byte{0: 0xfd}
+	b6[11] = byte(0x40 + n.index)
+	return []netip.Prefix{
+		netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(40 + n.index), 0, 0}), 16),
+		netip.PrefixFrom(netip.AddrFrom16(b6), 96),
+	}
+}
+
 // nextPodAddrs returns the node's next free default pod addresses.
 func (n *Node) nextPodAddrs() (v4, v6 netip.Addr) {
 	h := n.nextHost

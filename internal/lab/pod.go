@@ -64,6 +64,16 @@ type PodSpec struct {
 	// HostNetwork makes a host-network pod: no namespace of its own, its
 	// node's addresses; it answers as its node does.
 	HostNetwork bool
+	// CNI, when set, makes AddPod follow a runtime's order with weft-cni:
+	// the Pod object is created without status, the network is set up, the
+	// plugin's ADD runs (and must succeed), then the status is written; and
+	// DeletePod runs DEL before the network goes.
+	CNI *CNIOptions
+	// NetworkUp, when set, is called once the pod's network and servers
+	// are up, before anything about the pod is written to the API (or, with
+	// CNI, before ADD): probes from then on meet whatever weft does with an
+	// address it does not know yet.
+	NetworkUp func(p *Pod)
 }
 
 // Pod is a lab pod: a network namespace with a veth into its node's bridge,
@@ -84,6 +94,7 @@ type Pod struct {
 	ns      *netNS
 	mac     net.HardwareAddr
 	closers []io.Closer
+	cni     *CNIOptions
 }
 
 // ID is "namespace/name", the name the pod has in matrices.
@@ -184,7 +195,7 @@ func (l *Lab) AddPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 	}
 	l.serial++
 	p := &Pod{Namespace: spec.Namespace, Name: spec.Name, Node: node, serial: l.serial, mac: podMAC(l.serial),
-		HostNetwork: spec.HostNetwork, Ports: slices.Clone(ports)}
+		HostNetwork: spec.HostNetwork, Ports: slices.Clone(ports), cni: spec.CNI}
 	var peers []*Pod
 	if p.HostNetwork {
 		p.NetNS, p.ns = node.NetNS, node.ns
@@ -217,6 +228,14 @@ func (l *Lab) AddPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 	l.pods[id] = p
 	l.mu.Unlock()
 
+	if spec.CNI != nil && !p.HostNetwork {
+		// A runtime's order: the scheduled Pod object exists before the
+		// kubelet sets up the network and calls the plugins.
+		if _, err := l.createPodObject(ctx, p, spec.Labels); err != nil {
+			l.forgetPod(ctx, p)
+			return nil, fmt.Errorf("add pod %s: %w", id, err)
+		}
+	}
 	if !p.HostNetwork {
 		if err := l.plumbPod(ctx, p, peers); err != nil {
 			l.forgetPod(ctx, p)
@@ -228,8 +247,20 @@ func (l *Lab) AddPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 			l.forgetPod(ctx, p)
 			return nil, fmt.Errorf("add pod %s: %w", id, err)
 		}
+		if spec.NetworkUp != nil {
+			spec.NetworkUp(p)
+		}
 	}
-	if err := l.writePodObject(ctx, p, spec.Labels); err != nil {
+	if spec.CNI != nil && !p.HostNetwork {
+		if r := l.RunCNI(ctx, "ADD", p, *spec.CNI); r.Err != nil {
+			l.forgetPod(ctx, p)
+			return nil, fmt.Errorf("add pod %s: %w", id, r.Err)
+		}
+		if err := l.writePodStatus(ctx, p); err != nil {
+			l.forgetPod(ctx, p)
+			return nil, fmt.Errorf("add pod %s: %w", id, err)
+		}
+	} else if err := l.writePodObject(ctx, p, spec.Labels); err != nil {
 		l.forgetPod(ctx, p)
 		return nil, fmt.Errorf("add pod %s: %w", id, err)
 	}
@@ -482,6 +513,27 @@ func serveUDP(pc net.PacketConn, identity []byte) {
 }
 
 func (l *Lab) writePodObject(ctx context.Context, p *Pod, labels map[string]string) error {
+	if _, err := l.createPodObject(ctx, p, labels); err != nil {
+		return err
+	}
+	return l.writePodStatus(ctx, p)
+}
+
+// writePodStatus writes the pod's Running status with its addresses.
+func (l *Lab) writePodStatus(ctx context.Context, p *Pod) error {
+	obj, err := l.client.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read Pod object: %w", err)
+	}
+	obj.Status = RunningStatus(p.Node, p.IPv4, p.IPv6)
+	if _, err := l.client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("write Pod status: %w", err)
+	}
+	return nil
+}
+
+// createPodObject creates the scheduled Pod object, without status.
+func (l *Lab) createPodObject(ctx context.Context, p *Pod, labels map[string]string) (*corev1.Pod, error) {
 	zero := int64(0)
 	obj := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, Labels: maps.Clone(labels)},
@@ -498,13 +550,9 @@ func (l *Lab) writePodObject(ctx context.Context, p *Pod, labels map[string]stri
 	}
 	created, err := l.client.CoreV1().Pods(p.Namespace).Create(ctx, obj, metav1.CreateOptions{})
 	if err != nil {
-		return fmt.Errorf("create Pod object: %w", err)
+		return nil, fmt.Errorf("create Pod object: %w", err)
 	}
-	created.Status = RunningStatus(p.Node, p.IPv4, p.IPv6)
-	if _, err := l.client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("write Pod status: %w", err)
-	}
-	return nil
+	return created, nil
 }
 
 // WriteAPIOnlyPod writes a Pod object and then its status as given, with no
@@ -564,8 +612,16 @@ func RunningStatus(node *Node, v4, v6 netip.Addr) corev1.PodStatus {
 // DeletePod deletes the Pod object, then the pod's servers, namespace and
 // the neighbour entries others held for it. Its addresses become free for
 // PodSpec.IPv4/IPv6.
+//
+// A pod added with CNI first has weft-cni's DEL run, as a runtime does when
+// it stops the pod: weft then treats its addresses as released.
 func (l *Lab) DeletePod(ctx context.Context, p *Pod) error {
 	var errs []error
+	if p.cni != nil && !p.HostNetwork {
+		if r := l.RunCNI(ctx, "DEL", p, *p.cni); r.Err != nil {
+			errs = append(errs, r.Err)
+		}
+	}
 	zero := int64(0)
 	err := l.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 	if err != nil && !apierrors.IsNotFound(err) {

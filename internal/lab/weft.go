@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,10 +24,11 @@ func BuildWeft(ctx context.Context, outDir string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(outDir, "weft")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/weft")
+	// weft-cni goes beside it (CNIPlugin).
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", outDir+"/", "./cmd/weft", "./cmd/weft-cni")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build weft (go build ./cmd/weft in %s): %v\n%s", root, err, out)
+		return "", fmt.Errorf("build weft (go build ./cmd/weft ./cmd/weft-cni in %s): %v\n%s", root, err, out)
 	}
 	return bin, nil
 }
@@ -77,12 +79,16 @@ func (l *Lab) StartWeft(ctx context.Context, node *Node, o WeftOptions) (*Proces
 	n := len(l.wefts)
 	l.mu.Unlock()
 	logPath := filepath.Join(l.Dir, fmt.Sprintf("weft-%s-%s-%d.log", node.Name, o.Backend, n))
-	argv := append([]string{o.Binary, "run",
+	argv := []string{o.Binary, "run",
 		"--kubeconfig", o.Kubeconfig,
 		"--node-name", node.Name,
 		"--backend", o.Backend,
 		"--metrics-addr", o.MetricsAddr,
-	}, o.Args...)
+	}
+	if !slices.ContainsFunc(o.Args, func(a string) bool { return strings.HasPrefix(strings.TrimLeft(a, "-"), "cni-socket") }) {
+		argv = append(argv, "--cni-socket", l.CNISocket(node))
+	}
+	argv = append(argv, o.Args...)
 	p, err := startProcess("weft on "+node.Name, node.NetNS, logPath, argv, nil)
 	if err != nil {
 		return nil, err
@@ -132,8 +138,10 @@ func (l *Lab) WeftCleanup(ctx context.Context, node *Node, binary, backend strin
 // addresses, as kubelets would.
 func (l *Lab) writeNodeObjects(ctx context.Context) error {
 	for _, n := range l.Nodes {
+		ranges := n.PodCIDRs()
 		obj := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{"kubernetes.io/hostname": n.Name}},
+			Spec:       corev1.NodeSpec{PodCIDR: ranges[0].String(), PodCIDRs: []string{ranges[0].String(), ranges[1].String()}},
 		}
 		created, err := l.client.CoreV1().Nodes().Create(ctx, obj, metav1.CreateOptions{})
 		if err != nil {
