@@ -30,6 +30,10 @@ type controlPlane struct {
 	url             string
 	token           string
 	kubeconfig      string
+	// what it takes to start the API server again (StopAPIServer)
+	node         *Node
+	apiServerLog string
+	apiServerArg []string
 }
 
 // startControlPlane runs etcd (loopback of node) and kube-apiserver (bound to
@@ -81,7 +85,8 @@ func startControlPlane(ctx context.Context, dir string, node *Node, etcdBin, api
 
 	addr := node.IPs[0].String()
 	cp.url = "https://" + net.JoinHostPort(addr, strconv.Itoa(apiServerPort))
-	cp.apiServer, err = startProcess("kube-apiserver", node.NetNS, filepath.Join(dir, "kube-apiserver.log"), []string{
+	cp.node, cp.apiServerLog = node, filepath.Join(dir, "kube-apiserver.log")
+	cp.apiServerArg = []string{
 		apiServerBin,
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=" + addr,
@@ -98,18 +103,8 @@ func startControlPlane(ctx context.Context, dir string, node *Node, etcdBin, api
 		// No controllers run to keep endpoints of the kubernetes service.
 		"--endpoint-reconciler-type=none",
 		"--v=1",
-	}, nil)
-	if err != nil {
-		cp.stop()
-		return nil, err
 	}
-	apiClient := &http.Client{Transport: &http.Transport{
-		DialContext:     node.DialContext,
-		TLSClientConfig: insecureTLS(),
-	}, Timeout: 5 * time.Second}
-	if err := cp.apiServer.waitFor(ctx, "kube-apiserver /readyz", func(ctx context.Context) error {
-		return httpOK(ctx, apiClient, cp.url+"/readyz", cp.token)
-	}); err != nil {
+	if err := cp.startAPIServer(ctx); err != nil {
 		cp.stop()
 		return nil, err
 	}
@@ -120,6 +115,34 @@ func startControlPlane(ctx context.Context, dir string, node *Node, etcdBin, api
 		return nil, fmt.Errorf("write kubeconfig: %w", err)
 	}
 	return cp, nil
+}
+
+// startAPIServer starts kube-apiserver and waits until it is ready.
+func (cp *controlPlane) startAPIServer(ctx context.Context) error {
+	var err error
+	cp.apiServer, err = startProcess("kube-apiserver", cp.node.NetNS, cp.apiServerLog, cp.apiServerArg, nil)
+	if err != nil {
+		return err
+	}
+	apiClient := &http.Client{Transport: &http.Transport{
+		DialContext:     cp.node.DialContext,
+		TLSClientConfig: insecureTLS(),
+	}, Timeout: 5 * time.Second}
+	return cp.apiServer.waitFor(ctx, "kube-apiserver /readyz", func(ctx context.Context) error {
+		return httpOK(ctx, apiClient, cp.url+"/readyz", cp.token)
+	})
+}
+
+// StopAPIServer stops kube-apiserver (etcd keeps running): an API outage.
+// StartAPIServer starts it again.
+func (l *Lab) StopAPIServer() error {
+	return l.cp.apiServer.Stop(10 * time.Second)
+}
+
+// StartAPIServer starts the kube-apiserver StopAPIServer stopped, with the
+// same settings, and waits until it is ready.
+func (l *Lab) StartAPIServer(ctx context.Context) error {
+	return l.cp.startAPIServer(ctx)
 }
 
 func (cp *controlPlane) stop() {

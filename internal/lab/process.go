@@ -93,6 +93,22 @@ func (p *Process) Stop(grace time.Duration) error {
 	return nil
 }
 
+// Kill kills the process outright (SIGKILL), as a crash or `kill -9` would,
+// and waits until it is gone.
+func (p *Process) Kill() error {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	if exited, _ := p.Exited(); exited {
+		return fmt.Errorf("%s had exited before it was killed", p.Name)
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("kill %s: %w", p.Name, err)
+	}
+	<-p.done
+	return nil
+}
+
 // Log returns the process's output so far.
 func (p *Process) Log() string {
 	b, err := os.ReadFile(p.LogPath)

@@ -43,9 +43,9 @@ type Config struct {
 	// which are never pod addresses. Called on every sync.
 	NodeAddrs func() []netip.Addr
 	// OnApplied, if set, is called after each ruleset the backend applied,
-	// from a goroutine of its own and coalesced: when syncs come faster than
-	// it returns, it sees only the latest. weft cuts revoked connections
-	// there.
+	// before the next sync can start: what it sees is what the kernel holds
+	// (weft cuts revoked connections there; judged with an older ruleset,
+	// a connection that a newer one admits could be cut).
 	OnApplied func(ctx context.Context, a Applied)
 	// FailuresUntilNotReady is how many syncs in a row must fail before the
 	// syncer reports not ready (default 3).
@@ -102,8 +102,6 @@ type Syncer struct {
 	lastErr   error
 	logged    map[string]bool // policy problems already logged
 	ranges    string          // pod ranges last logged
-
-	afterApply chan Applied // to the OnApplied goroutine; holds the latest
 }
 
 // New returns a Syncer.
@@ -123,8 +121,7 @@ func New(src Source, b backend.Backend, cfg Config) *Syncer {
 	if cfg.FailuresUntilNotReady == 0 {
 		cfg.FailuresUntilNotReady = 3
 	}
-	return &Syncer{cfg: cfg, src: src, backend: b, logged: map[string]bool{}, appliedCh: make(chan struct{}),
-		afterApply: make(chan Applied, 1), ranges: "unset"}
+	return &Syncer{cfg: cfg, src: src, backend: b, logged: map[string]bool{}, appliedCh: make(chan struct{}), ranges: "unset"}
 }
 
 // Ready reports whether a ruleset has been applied since start (use Status
@@ -176,9 +173,6 @@ func (s *Syncer) Run(ctx context.Context) error {
 	repairing := false
 	repair := time.NewTicker(s.cfg.RepairInterval)
 	defer repair.Stop()
-	if s.cfg.OnApplied != nil {
-		go s.runAfterApply(ctx)
-	}
 	var last time.Time
 	for {
 		if pending {
@@ -265,7 +259,7 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 	prev := s.applied
 	s.mu.Unlock()
 	if !force && prev != nil && reflect.DeepEqual(prev, rs) {
-		s.succeeded(snap, rs, opts.NodeAddrs, false)
+		s.succeeded(snap, rs)
 		return nil
 	}
 	res.Changed = true
@@ -283,7 +277,10 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 		res.Err = err
 		return err
 	}
-	s.succeeded(snap, rs, opts.NodeAddrs, true)
+	s.succeeded(snap, rs)
+	if s.cfg.OnApplied != nil {
+		s.cfg.OnApplied(ctx, Applied{Snapshot: snap, Ruleset: rs, NodeAddrs: opts.NodeAddrs, At: time.Now()})
+	}
 	if !s.ready.Swap(true) {
 		s.cfg.Log.Info("first ruleset applied; enforcing", "backend", s.backend.Name(), "sets", len(rs.Sets), "chains", len(rs.Chains), "groups", len(rs.Groups))
 	} else {
@@ -292,34 +289,14 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 	return nil
 }
 
-// succeeded records a successful sync; changed says the backend applied rs.
-func (s *Syncer) succeeded(snap *policy.Snapshot, rs *ir.Ruleset, nodeAddrs []netip.Addr, changed bool) {
+// succeeded records a successful sync.
+func (s *Syncer) succeeded(snap *policy.Snapshot, rs *ir.Ruleset) {
 	s.mu.Lock()
 	s.snapshot, s.applied = snap, rs
 	s.failures, s.lastErr = 0, nil
 	close(s.appliedCh)
 	s.appliedCh = make(chan struct{})
 	s.mu.Unlock()
-	if changed && s.cfg.OnApplied != nil {
-		a := Applied{Snapshot: snap, Ruleset: rs, NodeAddrs: nodeAddrs, At: time.Now()}
-		// Keep only the latest: replace a pending one.
-		select {
-		case <-s.afterApply:
-		default:
-		}
-		s.afterApply <- a
-	}
-}
-
-func (s *Syncer) runAfterApply(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case a := <-s.afterApply:
-			s.cfg.OnApplied(ctx, a)
-		}
-	}
 }
 
 // logRanges says, when they change (and once at start), which pod ranges

@@ -99,6 +99,11 @@ func stories() []story {
 		{"weft-restart-keeps-enforcing", storyRestart},
 		{"backend-switch-removes-other-rules", storyBackendSwitch},
 		{"three-tier-demo", storyThreeTier},
+		{"new-pod-hammered-from-its-first-packet", storyNewPodHammered},
+		{"ip-reuse-hammered-both-ways", storyIPReuseHammered},
+		{"revoked-stream-cut-allowed-stream-kept", storyRevokedStream},
+		{"kill-9-under-load", storyKill9},
+		{"api-outage-30s", storyAPIOutage},
 	}
 }
 

@@ -22,6 +22,9 @@ type nftPacket struct {
 	proto       uint8
 	port        uint16
 	established bool
+	// notSYN marks a TCP packet that is not a connection's first (a
+	// mid-stream packet no conntrack entry knows).
+	notSYN bool
 	// icmpType is the ICMP type of proto 1 and 58 packets; hopLimit the
 	// IPv6 hop limit (TTL). Flows of the differential test are echo
 	// requests with hop limit 64.
@@ -387,6 +390,10 @@ func (in *nftInterp) parseRule(text string) (*nftRule, error) {
 				return p.proto == 58 && slices.Contains(types, p.icmpType), nil
 			})
 			tok = tok[end+1:]
+		case strings.HasPrefix(strings.Join(tok, " "), "tcp flags & (fin | syn | rst | ack) != syn"):
+			// after "ct state new", which the packets reaching it are
+			r.conds = append(r.conds, func(p *nftPacket) (bool, error) { return p.proto == 6 && p.notSYN, nil })
+			tok = tok[12:]
 		case len(tok) >= 3 && tok[0] == "ip6" && tok[1] == "hoplimit":
 			n, err := strconv.ParseUint(tok[2], 10, 8)
 			if err != nil {

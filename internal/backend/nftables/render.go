@@ -50,6 +50,13 @@ const (
 // limit 255 keeps it to packets from the link itself (RFC 4861).
 const ruleNeighbourDiscovery = "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept"
 
+// ruleNotTCPStart drops, in a group chain (which sees only packets that no
+// conntrack entry knows), TCP packets that start no connection: without it,
+// a connection whose entry weft deleted because policy revoked it would be
+// picked up again mid-stream (nf_conntrack_tcp_loose) by its next packet in
+// whichever direction policy happens to allow as a new connection.
+const ruleNotTCPStart = "ct state new tcp flags & (fin | syn | rst | ack) != syn drop"
+
 // selfPairs is the kind of the self-ip sets: each local pod address paired
 // with itself, so that one lookup of (source . destination) finds a pod's
 // packets to itself (through a service that sends it back to its own pod).
@@ -191,6 +198,7 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 			return nil, fmt.Errorf("group %s: unknown direction %d", g.Name, g.Direction)
 		}
 		o := &chainObj{def: knftables.Chain{Name: g.Name, Comment: comment(g.Direction.String() + " of " + strings.Join(g.Policies, ","))}}
+		o.rules = append(o.rules, ruleText{rule: ruleNotTCPStart, comment: commentText(g.Direction.String() + " " + g.Name + ": no TCP connection starts so")})
 		jump := func(j int, c *ir.Chain) ruleText {
 			policy := c.Policy
 			if j < len(g.Policies) {
