@@ -7,7 +7,7 @@ VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 # Packages with no kernel, no API server and no root: tested with -race too.
 PURE        := ./internal/policy/... ./internal/ir/... ./internal/compile/... ./internal/clustergen/... \
-               ./internal/explain/... ./internal/manifest/... ./internal/syncer/... ./internal/scenarios/... ./cmd/...
+               ./internal/explain/... ./internal/manifest/... ./internal/syncer/... ./internal/scenarios/... ./internal/cni/... ./cmd/...
 
 .PHONY: all build test unit race e2e bench demo lint clean deps apiserver
 
@@ -15,6 +15,7 @@ all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/weft ./cmd/weft
+	$(GO) build -ldflags "-X main.buildVersion=$(VERSION)" -o bin/weft-cni ./cmd/weft-cni
 
 ## test: everything CI runs — unit tests, race tests of the pure core, and the
 ## end-to-end suite on the lab (real kernel, real API server; needs root).
