@@ -39,6 +39,10 @@ type Backend struct {
 	temps   int
 	stats   Stats
 	budget  int
+	// hookRepairs counts the times weft's jump was put back on top.
+	hookRepairs int
+	// run runs a tool (exec's run; tests put a fake kernel here).
+	run func(name string, args []string, input string) (string, error)
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -47,15 +51,21 @@ var _ backend.Backend = (*Backend)(nil)
 type Stats struct {
 	// Adopted is set when the Apply read and replaced what the kernel held.
 	Adopted bool
+	// HookRepaired describes, per family where weft's jump was not the
+	// first rule of FORWARD, what stood in front of it, e.g.
+	// "IPv4: -A FORWARD -j ACCEPT"; the Apply put the jump back on top.
+	HookRepaired []string
 	// RulesBytes and SetsBytes are the bytes sent to iptables-restore and
 	// to ipset restore; Restores counts iptables-restore runs (0 to 2).
 	RulesBytes, SetsBytes, Restores int
 	// ChainsWritten counts chains declared (created, or flushed and refilled).
 	ChainsWritten int
 	// Sets created whole, swapped in from a temporary set, patched in place,
-	// and destroyed.
-	SetsCreated, SetsSwapped, SetsPatched, SetsDestroyed int
-	Duration                                             time.Duration
+	// and destroyed; sets staged: their new members reached the rules through
+	// a temporary copy, because no order of in-place changes could keep every
+	// moment as closed as the old or the new ruleset (see Apply).
+	SetsCreated, SetsSwapped, SetsPatched, SetsDestroyed, SetsStaged int
+	Duration                                                         time.Duration
 }
 
 // New checks that the tools are installed, settles the mode (detecting it
@@ -108,7 +118,7 @@ func New(cfg Config) (*Backend, error) {
 	case budget < 0:
 		budget = 0
 	}
-	return &Backend{mode: mode, tools: toolsFor(mode), log: log, budget: budget}, nil
+	return &Backend{mode: mode, tools: toolsFor(mode), log: log, budget: budget, run: run}, nil
 }
 
 // saveAll returns the rules of every table of both families.
@@ -146,14 +156,18 @@ func (b *Backend) Forget() {
 	b.applied = nil
 }
 
-// Apply makes the kernel hold rs. The steps: create new sets and fill
-// temporary copies of changed ones; swap them in and patch small changes in
-// place; one iptables-restore per family whose chains changed; take pods out
-// of the group sets they left (only now, so a pod moving to a new group is
-// never in none); destroy temporary and unused sets. A failing step rolls back the ones before it,
-// so the previous ruleset stays whole, and the error quotes the tool and the
-// line it refused. ctx is checked between steps; a step once started runs to
-// its end.
+// Apply makes the kernel hold rs, in steps that never let through a packet
+// that both the previous and the new ruleset drop (plan.go says why): first
+// it checks that weft's jump is the first rule of FORWARD (see CheckHooks);
+// then it creates new sets and filled temporary ones; narrows live sets
+// (allow sets lose members, deny sets gain); one iptables-restore per family
+// installs the new rules; widens live sets to their new members; settles
+// staged sets and names them again in the rules; destroys temporary and
+// unused sets. A failing step rolls back the ones before it, so the
+// previous ruleset stays whole, and the error quotes the tool and the line
+// it refused. ctx is checked between steps until the new rules are in
+// place; a step once started runs to its end, and so does an apply whose
+// new rules are in place.
 func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -167,127 +181,153 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	}
 	stats := Stats{}
 	prev := b.applied
+	if prev != nil {
+		if stats.HookRepaired, err = b.checkHooks(); err != nil {
+			// checkHooks forgot the state: read and replace it all.
+			b.log.Warn("weft's rules changed behind its back; reading and replacing them", "error", err)
+			prev = nil
+		}
+	}
 	if prev == nil {
 		if prev, err = b.readKernel(); err != nil {
 			return err
 		}
 		stats.Adopted = true
 	}
-	plan, err := planSets(prev, next, func() string { return b.tempName(prev) })
+	p, err := planApply(prev, next, func() string { return b.tempName(prev) })
 	if err != nil {
 		return fmt.Errorf("iptables backend: %w", err)
 	}
-	stats.SetsCreated, stats.SetsSwapped, stats.SetsPatched = plan.newSets, plan.swapped, plan.patched
-
-	// Step 1: create. Nothing in use changes yet.
-	if len(plan.create) > 0 {
-		payload := joinLines(plan.create)
-		stats.SetsBytes += len(payload)
-		if _, err := run("ipset", []string{"restore"}, payload); err != nil {
-			var te *ToolError
-			if !errors.As(err, &te) || te.Line == 0 {
-				return b.failed("create ipsets", err, errors.New("ipset did not say which line failed, so weft cannot tell which sets it made"))
-			}
-			made := plan.createdBefore(te.Line)
-			var rbErr error
-			if failed := b.destroySets(made); len(failed) > 0 {
-				rbErr = fmt.Errorf("destroy ipsets made for this apply: %s", strings.Join(failed, ", "))
-			}
-			return b.failed("create ipsets", err, rbErr)
-		}
+	stats.SetsCreated, stats.SetsSwapped, stats.SetsPatched, stats.SetsStaged = p.newSets, p.swapped, p.patched, p.staged
+	steps := []applyStep{{what: "create ipsets", sets: p.create}, {what: "narrow ipsets", sets: p.narrow}}
+	for fi, fam := range families {
+		steps = append(steps, applyStep{what: fmt.Sprintf("apply IPv%d rules", fam), fi: fi,
+			rules: p.rules[fi], undo: tableDiff(p.ruleTables[fi], prev.tables[fi])})
 	}
-	if err := ctx.Err(); err != nil {
-		return b.failed("create ipsets", err, b.rollback(prev, next, plan, 0, nil))
+	steps = append(steps, applyStep{what: "widen ipsets", sets: p.widen}, applyStep{what: "settle staged ipsets", sets: p.settle})
+	for fi, fam := range families {
+		steps = append(steps, applyStep{what: fmt.Sprintf("name the staged ipsets again in the IPv%d rules", fam), fi: fi,
+			rules: p.settleRules[fi], undo: tableDiff(next.tables[fi], p.ruleTables[fi])})
+	}
+	if err := b.runSteps(ctx, steps, &stats); err != nil {
+		return err
 	}
 
-	// Step 2: change live sets.
-	if len(plan.change) > 0 {
-		lines := make([]string, len(plan.change))
-		for i, op := range plan.change {
-			lines[i] = op.do
-		}
-		payload := joinLines(lines)
-		stats.SetsBytes += len(payload)
-		if _, err := run("ipset", []string{"restore"}, payload); err != nil {
-			done := -1 // unknown
-			var te *ToolError
-			if errors.As(err, &te) && te.Line > 0 {
-				done = te.Line - 1
-			}
-			return b.failed("change ipsets", err, b.rollback(prev, next, plan, done, nil))
-		}
-	}
-
-	// Step 3: rules, one atomic restore per family.
-	var restored []int
-	for fi := range families {
-		payload := tableDiff(prev.tables[fi], next.tables[fi])
-		if payload == "" {
-			continue
-		}
-		stats.RulesBytes += len(payload)
-		stats.Restores++
-		stats.ChainsWritten += strings.Count(payload, "\n:")
-		if _, err := run(b.tools.restore[fi], []string{"-w", "--noflush"}, payload); err != nil {
-			return b.failed(fmt.Sprintf("apply IPv%d rules", families[fi]), err,
-				b.rollback(prev, next, plan, len(plan.change), restored))
-		}
-		restored = append(restored, fi)
-	}
-
-	// Step 3b: take pods out of groups they left, now that the groups they
-	// joined have their dispatch rules.
-	if len(plan.after) > 0 {
-		lines := make([]string, len(plan.after))
-		for i, op := range plan.after {
-			lines[i] = op.do
-		}
-		payload := joinLines(lines)
-		stats.SetsBytes += len(payload)
-		if _, err := run("ipset", []string{"restore"}, payload); err != nil {
-			var te *ToolError
-			if !errors.As(err, &te) || te.Line <= 0 {
-				b.applied = nil // which changes ran is unknown: reread the kernel next time
-				return fmt.Errorf("iptables backend: change group ipsets: %w; the next apply reads and replaces the whole state", err)
-			}
-			undo := make([]string, 0, te.Line-1)
-			for i := te.Line - 2; i >= 0; i-- {
-				undo = append(undo, plan.after[i].undo)
-			}
-			var rbErr error
-			if len(undo) > 0 {
-				if _, uerr := run("ipset", []string{"-exist", "restore"}, joinLines(undo)); uerr != nil {
-					rbErr = fmt.Errorf("undo group ipset changes: %w", uerr)
-				}
-			}
-			return b.failed("change group ipsets", err, errors.Join(rbErr, b.rollback(prev, next, plan, len(plan.change), restored)))
-		}
-	}
-
-	// Step 4: destroy what no rule uses any more. A set that cannot go yet
+	// Last: destroy what no rule uses any more. A set that cannot go yet
 	// (a rule weft does not own uses it) stays in the state, so that a later
 	// Apply destroys it.
-	failed := b.destroySets(plan.destroy)
+	failed := b.destroySets(p.destroy)
 	for _, name := range failed {
 		left := &ipset{Name: name, Type: "unknown"}
 		if s := prev.sets[name]; s != nil {
-			left = &ipset{Name: name, Type: s.Type, Family: s.Family, MaxElem: s.MaxElem, HashSize: s.HashSize}
+			left = &ipset{Name: name, Type: s.Type, Family: s.Family, MaxElem: s.MaxElem, HashSize: s.HashSize, Members: s.Members}
 		}
 		next.sets[name] = left
 		b.log.Warn("cannot destroy ipset yet, will retry on the next apply", "set", name)
 	}
-	stats.SetsDestroyed = len(plan.destroy) - len(failed)
+	stats.SetsDestroyed = len(p.destroy) - len(failed)
 	if stats.Adopted {
 		b.log.Info("adopted and replaced the rules and sets found in the kernel",
 			"chainsIPv4", len(prev.tables[0].chains), "chainsIPv6", len(prev.tables[1].chains), "sets", len(prev.sets))
+		// The restores put weft's jump back on top where it was not.
+		for fi, fam := range families {
+			for _, h := range hooks {
+				if t := prev.tables[fi]; len(t.hooks[h]) > 0 && !t.hookFirst[h] {
+					b.hookRepairs++
+					stats.HookRepaired = append(stats.HookRepaired, fmt.Sprintf("IPv%d: %s", fam, t.front[h]))
+					b.log.Warn("weft's jump was not the first rule of "+h+": put it back on top", "family", fmt.Sprintf("IPv%d", fam),
+						"first", t.front[h], "repairs", b.hookRepairs)
+				}
+			}
+		}
 	}
 	b.applied = next
 	stats.Duration = time.Since(start)
 	b.stats = stats
 	b.log.Debug("iptables ruleset applied", "adopted", stats.Adopted, "rulesBytes", stats.RulesBytes,
 		"setsBytes", stats.SetsBytes, "chains", stats.ChainsWritten, "setsCreated", stats.SetsCreated,
-		"setsSwapped", stats.SetsSwapped, "setsPatched", stats.SetsPatched, "setsDestroyed", stats.SetsDestroyed,
-		"duration", stats.Duration)
+		"setsSwapped", stats.SetsSwapped, "setsPatched", stats.SetsPatched, "setsStaged", stats.SetsStaged,
+		"setsDestroyed", stats.SetsDestroyed, "duration", stats.Duration)
+	return nil
+}
+
+// applyStep is one command of an apply: an ipset restore of sets, or an
+// iptables-restore of rules into family fi, which undo reverts.
+type applyStep struct {
+	what        string
+	sets        []setOp
+	fi          int
+	rules, undo string
+}
+
+// runSteps runs the steps in order, skipping empty ones. When one fails it
+// undoes it (as far as the tool said which line failed) and the ones before
+// it, in reverse. Until a rules step has run, ctx is checked before each
+// step.
+func (b *Backend) runSteps(ctx context.Context, steps []applyStep, stats *Stats) error {
+	newRules := false
+	for i, s := range steps {
+		if len(s.sets) == 0 && s.rules == "" {
+			continue
+		}
+		if err := ctx.Err(); err != nil && !newRules {
+			return b.failed(s.what, err, b.undoSteps(steps[:i]))
+		}
+		if len(s.sets) > 0 {
+			payload := joinLines(doLines(s.sets))
+			stats.SetsBytes += len(payload)
+			if _, err := b.run("ipset", []string{"restore"}, payload); err != nil {
+				var te *ToolError
+				if !errors.As(err, &te) || te.Line <= 0 || te.Line > len(s.sets) {
+					b.applied = nil
+					return fmt.Errorf("iptables backend: %s: %w; ipset did not say which line failed, so weft cannot undo what it did: the next apply reads and replaces the whole state", s.what, err)
+				}
+				return b.failed(s.what, err, errors.Join(b.undoSets(s.sets[:te.Line-1]), b.undoSteps(steps[:i])))
+			}
+			continue
+		}
+		stats.RulesBytes += len(s.rules)
+		stats.Restores++
+		stats.ChainsWritten += strings.Count(s.rules, "\n:")
+		if _, err := b.run(b.tools.restore[s.fi], []string{"-w", "--noflush"}, s.rules); err != nil {
+			return b.failed(s.what, err, b.undoSteps(steps[:i]))
+		}
+		newRules = true
+	}
+	return nil
+}
+
+// undoSteps reverts steps that ran, last first.
+func (b *Backend) undoSteps(steps []applyStep) error {
+	var errs []error
+	for i := len(steps) - 1; i >= 0; i-- {
+		s := steps[i]
+		switch {
+		case len(s.sets) > 0:
+			errs = append(errs, b.undoSets(s.sets))
+		case s.rules != "" && s.undo != "":
+			if _, err := b.run(b.tools.restore[s.fi], []string{"-w", "--noflush"}, s.undo); err != nil {
+				errs = append(errs, fmt.Errorf("undo %s: %w", s.what, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// undoSets reverts set operations that ran, last first.
+func (b *Backend) undoSets(ops []setOp) error {
+	var lines []string
+	for i := len(ops) - 1; i >= 0; i-- {
+		if ops[i].undo != "" {
+			lines = append(lines, ops[i].undo)
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	if _, err := b.run("ipset", []string{"-exist", "restore"}, joinLines(lines)); err != nil {
+		return fmt.Errorf("undo ipset changes: %w", err)
+	}
 	return nil
 }
 
@@ -301,37 +341,6 @@ func (b *Backend) failed(step string, err, rbErr error) error {
 	return fmt.Errorf("iptables backend: %s failed, the previous ruleset is in place: %w", step, err)
 }
 
-// rollback undoes a failed apply from prev to next: the rules of the
-// families in restored, the first done changes of live sets (done < 0: an
-// unknown number, which cannot be undone), and the sets the create step made.
-func (b *Backend) rollback(prev, next *state, plan *setPlan, done int, restored []int) error {
-	var errs []error
-	for i := len(restored) - 1; i >= 0; i-- {
-		fi := restored[i]
-		if payload := tableDiff(next.tables[fi], prev.tables[fi]); payload != "" {
-			if _, err := run(b.tools.restore[fi], []string{"-w", "--noflush"}, payload); err != nil {
-				errs = append(errs, fmt.Errorf("restore IPv%d rules: %w", families[fi], err))
-			}
-		}
-	}
-	switch {
-	case done < 0:
-		errs = append(errs, errors.New("ipset did not say which line failed, so its changes cannot be undone"))
-	case done > 0:
-		undo := make([]string, 0, done)
-		for i := done - 1; i >= 0; i-- {
-			undo = append(undo, plan.change[i].undo)
-		}
-		if _, err := run("ipset", []string{"-exist", "restore"}, joinLines(undo)); err != nil {
-			errs = append(errs, fmt.Errorf("undo ipset changes: %w", err))
-		}
-	}
-	if failed := b.destroySets(plan.created); len(failed) > 0 {
-		errs = append(errs, fmt.Errorf("destroy ipsets made for this apply: %s", strings.Join(failed, ", ")))
-	}
-	return errors.Join(errs...)
-}
-
 // destroySets destroys the sets and returns those it could not destroy.
 func (b *Backend) destroySets(names []string) []string {
 	var failed []string
@@ -340,7 +349,7 @@ func (b *Backend) destroySets(names []string) []string {
 		for i, n := range names {
 			lines[i] = "destroy " + n
 		}
-		_, err := run("ipset", []string{"restore"}, joinLines(lines))
+		_, err := b.run("ipset", []string{"restore"}, joinLines(lines))
 		if err == nil {
 			break
 		}
@@ -357,11 +366,11 @@ func (b *Backend) destroySets(names []string) []string {
 }
 
 // readKernel reads what weft owns in the kernel: its chains and hooks in
-// both filter tables and its ipsets (types and sizes, not members).
+// both filter tables and its ipsets with their members.
 func (b *Backend) readKernel() (*state, error) {
 	st := emptyState()
 	for fi, fam := range families {
-		out, err := run(b.tools.save[fi], []string{"-t", "filter"}, "")
+		out, err := b.run(b.tools.save[fi], []string{"-t", "filter"}, "")
 		if err != nil {
 			return nil, fmt.Errorf("iptables backend: read the IPv%d filter table: %w", fam, err)
 		}
@@ -369,11 +378,11 @@ func (b *Backend) readKernel() (*state, error) {
 			return nil, fmt.Errorf("iptables backend: read the IPv%d filter table: %w", fam, err)
 		}
 	}
-	out, err := run("ipset", []string{"list", "-t"}, "")
+	out, err := b.run("ipset", []string{"save"}, "")
 	if err != nil {
 		return nil, fmt.Errorf("iptables backend: list ipsets: %w", err)
 	}
-	if st.sets, err = parseSetHeaders(out); err != nil {
+	if st.sets, err = parseSetSave(out); err != nil {
 		return nil, fmt.Errorf("iptables backend: %w", err)
 	}
 	return st, nil
@@ -400,7 +409,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 			if mode != b.mode {
 				args = nil // list only tables that exist: do not create one in an unused variant
 			}
-			out, err := run(tools.save[fi], args, "")
+			out, err := b.run(tools.save[fi], args, "")
 			if err != nil {
 				errs = append(errs, fmt.Errorf("read IPv%d rules (%s): %w", fam, mode, err))
 				continue
@@ -414,14 +423,14 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 			if payload == "" {
 				continue
 			}
-			if _, err := run(tools.restore[fi], []string{"-w", "--noflush"}, payload); err != nil {
+			if _, err := b.run(tools.restore[fi], []string{"-w", "--noflush"}, payload); err != nil {
 				errs = append(errs, fmt.Errorf("remove IPv%d chains (%s): %w", fam, mode, err))
 				continue
 			}
 			b.log.Info("removed weft's chains", "family", fmt.Sprintf("IPv%d", fam), "mode", string(mode), "chains", len(t.chains))
 		}
 	}
-	out, err := run("ipset", []string{"list", "-n"}, "")
+	out, err := b.run("ipset", []string{"list", "-n"}, "")
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list ipsets: %w", err))
 	} else {

@@ -4,14 +4,18 @@
 //
 // Layout of the filter table, per family:
 //
-//	FORWARD         -I 1 ... -j WEFT              (the only rule outside weft's chains)
+//	FORWARD         -I 1 ... -j WEFT              (the only rule outside weft's chains;
+//	                kept first: see Hook)
 //	WEFT            established/related → RETURN; source == destination (a
 //	                pod's packets to itself, hairpinned by a service; an
 //	                xt_bpf program compares the addresses) → RETURN; IPv6
 //	                only: neighbour and router discovery (ICMPv6 133-136, hop
 //	                limit 255) → RETURN; -j WEFT-EGRESS; -j WEFT-INGRESS
-//	WEFT-EGRESS     per egress group:  -m set --match-set <group>-v4 src -g <group>
-//	WEFT-INGRESS    per ingress group: -m set --match-set <group>-v4 dst -g <group>
+//	WEFT-EGRESS     per egress group:  -m set --match-set <group>-v4 src -g <group>;
+//	                then -m set --match-set weft-unknown-v4 src -j WEFT-EGRESS-UNKNOWN
+//	                (the node's pod ranges: an address in no group is unknown)
+//	WEFT-INGRESS    per ingress group: -m set --match-set <group>-v4 dst -g <group>;
+//	                then the same unknown check on dst → WEFT-INGRESS-UNKNOWN
 //	<group>         clear mark; per run of Accept-only chains (see Merged
 //	                groups) a few set lookups that -j RETURN; per other
 //	                chain -j <policy chain>, and after the first such chain
@@ -23,6 +27,7 @@
 //	                to the group chain, skipping the policy chain's other rules
 //	WEFT-EGRESS-DROP, WEFT-INGRESS-DROP   -j DROP (one chain per direction, so
 //	                a drop can be attributed to its direction)
+//	WEFT-EGRESS-UNKNOWN, WEFT-INGRESS-UNKNOWN   -j DROP (unknown addresses)
 //
 // # Merged groups
 //
@@ -66,15 +71,56 @@
 // removed), and ipsets named weft-*. Nothing else is touched. Sets are named
 // as in the ir; a group's members of one family are in <group>-v4 or -v6.
 //
-// Apply sends one `iptables-restore --noflush` payload per family that
-// declares (and thereby flushes and refills) exactly the chains that changed,
-// and `ipset restore` payloads: new sets are created whole, large changes of a
-// live set are written to a temporary set and swapped in, small ones are
-// added and deleted in place (additions to isolating group sets and removals
-// from allow lists first, so no step opens traffic; pods leave group sets
-// only after the rules are in place, so a pod moving to a group new in this
-// apply is never in no group). A change of membership
-// only touches ipsets. Any failure rolls back the steps already taken, so the
-// previous ruleset stays whole; the first Apply of a process reads what an
-// earlier weft left and replaces it in the same way. See Backend.Apply.
+// # Apply
+//
+// Apply sends `ipset restore` payloads and one `iptables-restore --noflush`
+// payload per family that declares (and thereby flushes and refills)
+// exactly the chains that changed. A change of membership only touches
+// ipsets, unless a pod moves between two groups that both stay (below).
+// Every state the kernel passes through on the way accepts nothing that
+// both the old and the new ruleset drop (plan.go argues it in full):
+//
+//  1. create new sets whole, and temporary sets; no rule uses them yet;
+//  2. narrow, under the old rules: allow sets (named only by accepting
+//     rules) lose members, deny sets (only by dropping rules: the unknown
+//     ranges, Drop rules) gain members, so everything is at most as open as
+//     before; group sets take the changes that keep each address in its old
+//     group (a pod joining a group from "not isolated" is isolated here);
+//  3. one iptables-restore per family switches to the new rules at once;
+//  4. widen, under the new rules: allow sets gain, group sets take their
+//     other changes, deny sets lose; every set reaches its new members;
+//  5. settle staged sets (below);
+//  6. destroy temporary and unused sets.
+//
+// So a rule whose ports narrow while its peer set grows never lets the new
+// peer through on the old ports: the peer joins after the rule narrowed.
+// Large changes of a set go through a temporary copy and `ipset swap` (to
+// the old and new members' intersection in step 2, the rest added in
+// step 4). Some changes cannot be ordered so: a set used in several ways
+// (a Pass rule, or both accepting and dropping rules), or a pod moving from
+// group G1 to G2 where both stay and G1 comes first in the dispatch chain
+// (in both for a moment, the pod would get G1's new rules). Such a set is
+// staged: step 1 fills a copy with its new members, the rules of step 3
+// name the copy, so its members change with the rules at once; step 5
+// fills the set itself, which no rule names at that moment, and a second
+// restore per family names it again (Stats.SetsStaged). A moving pod is
+// never dropped for a moment unless the old or the new ruleset drops it.
+//
+// Any failure rolls back the steps already taken (as far as the tools say
+// which line failed), so the previous ruleset stays whole. The first Apply
+// of a process reads what an earlier weft left, rules and set members
+// (`ipset save`), and replaces it in the same way. See Backend.Apply.
+//
+// # Hook
+//
+// weft's jump must be the first rule of FORWARD: a rule another tool
+// inserts above it (`-I FORWARD 1 -j ACCEPT`) would let everything through.
+// Backend.CheckHooks checks it on every sync, cheaply: it reads only rule 1
+// of each family (`iptables -w -S FORWARD 1`; two process starts and a few
+// milliseconds), and where another rule stands first it moves the jump back
+// on top in one restore (delete and insert together: no moment without
+// it), logs what stood in front and returns it; Apply does the same first
+// (Stats.HookRepaired), and Backend.HookRepairs counts the repairs. So a
+// caller runs CheckHooks on the syncs that apply nothing; the full rewrite
+// every 5 minutes (Forget) still repairs whatever else changed.
 package iptables

@@ -102,6 +102,8 @@ func (in *interp) run(hook string, p ir.Packet) interpResult {
 			switch target {
 			case "DROP":
 				return interpResult{dropped: true, by: chain}, true
+			case "ACCEPT": // a foreign rule in front of weft's jump
+				return interpResult{}, true
 			case "RETURN":
 				return interpResult{}, false
 			case "MARK":

@@ -3,6 +3,7 @@ package iptables
 import (
 	"bufio"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -56,6 +57,9 @@ func parseFilter(save string) (*table, error) {
 			}
 			first := !seen[chain]
 			seen[chain] = true
+			if first {
+				t.front[chain] = line
+			}
 			if ownedChain(ruleTarget(fields)) {
 				if first {
 					t.hookFirst[chain] = true
@@ -125,51 +129,67 @@ func splitRule(line string) ([]string, error) {
 	return out, nil
 }
 
-// parseSetHeaders reads `ipset list -t` output and returns weft's sets, with
-// their type, family and capacity; their members are unknown.
-func parseSetHeaders(list string) (map[string]*ipset, error) {
+// parseSetSave reads `ipset save` output and returns weft's sets with their
+// type, family, capacity and members, written as the renderer writes them.
+func parseSetSave(save string) (map[string]*ipset, error) {
 	sets := map[string]*ipset{}
-	var cur *ipset
-	sc := bufio.NewScanner(strings.NewReader(list))
-	for sc.Scan() {
-		key, value, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
+	sc := bufio.NewScanner(strings.NewReader(save))
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || !ownedSet(f[1]) {
 			continue
 		}
-		value = strings.TrimSpace(value)
-		switch key {
-		case "Name":
-			cur = nil
-			if ownedSet(value) {
-				cur = &ipset{Name: value}
-				sets[value] = cur
-			}
-		case "Type":
-			if cur != nil {
-				cur.Type = value
-			}
-		case "Header":
-			if cur == nil {
-				continue
-			}
-			words := strings.Fields(value)
-			for i := 0; i+1 < len(words); i++ {
-				switch words[i] {
+		switch f[0] {
+		case "create":
+			s := &ipset{Name: f[1], Type: f[2], Family: ir.IPv4}
+			for i := 3; i+1 < len(f); i++ {
+				switch f[i] {
 				case "family":
-					cur.Family = ir.IPv4
-					if words[i+1] == "inet6" {
-						cur.Family = ir.IPv6
+					if f[i+1] == "inet6" {
+						s.Family = ir.IPv6
 					}
 				case "maxelem":
-					cur.MaxElem, _ = strconv.Atoi(words[i+1])
+					s.MaxElem, _ = strconv.Atoi(f[i+1])
 				case "hashsize":
-					cur.HashSize, _ = strconv.Atoi(words[i+1])
+					s.HashSize, _ = strconv.Atoi(f[i+1])
 				}
 			}
+			sets[s.Name] = s
+		case "add":
+			s := sets[f[1]]
+			if s == nil {
+				return nil, fmt.Errorf("ipset save line %d: element of set %s before the set", n, f[1])
+			}
+			m, err := canonMember(s.Type, f[2])
+			if err != nil {
+				return nil, fmt.Errorf("ipset save line %d: set %s: %w", n, f[1], err)
+			}
+			s.Members = append(s.Members, m)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read ipset list output: %w", err)
+		return nil, fmt.Errorf("read ipset save output: %w", err)
 	}
 	return sets, nil
+}
+
+// canonMember writes a set element as the renderer does (and as ipset lists
+// it): addresses and prefixes in their canonical text, a prefix of a single
+// address as that address, then ",proto:port" for the types with a port.
+func canonMember(typ, m string) (string, error) {
+	addr, rest, _ := strings.Cut(m, ",")
+	if rest != "" {
+		rest = "," + rest
+	}
+	if a, err := netip.ParseAddr(addr); err == nil {
+		return a.String() + rest, nil
+	}
+	if p, err := netip.ParsePrefix(addr); err == nil && typ != "hash:ip" && typ != "hash:ip,port" {
+		if p.Masked().IsSingleIP() {
+			return p.Addr().String() + rest, nil
+		}
+		return p.Masked().String() + rest, nil
+	}
+	return "", fmt.Errorf("element %q is not a %s element weft writes", m, typ)
 }

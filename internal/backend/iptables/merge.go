@@ -131,10 +131,6 @@ func (r *renderer) peerMembers(rule *ir.Rule) []string {
 		out = append(out, a.String())
 	}
 	for _, p := range s.Prefixes {
-		if p.IsSingleIP() {
-			out = append(out, p.Addr().String())
-			continue
-		}
 		out = append(out, netMembers(p)...)
 	}
 	return out
@@ -171,7 +167,7 @@ func (r *renderer) emitRun(run *mergedRun, g *ir.Group, k int, fam ir.Family, co
 			list = append(list, m)
 		}
 		slices.Sort(list)
-		r.st.sets[name] = newIPSet(name, typ, fam, list, false)
+		r.st.sets[name] = newIPSet(name, typ, fam, list)
 		return name
 	}
 	if run.hasAny {

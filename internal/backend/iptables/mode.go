@@ -57,13 +57,14 @@ func countRules(save string) int {
 
 // toolset names the binaries of one mode.
 type toolset struct {
-	save, restore [2]string // per family: IPv4, IPv6
+	save, restore, list [2]string // per family: IPv4, IPv6; list is iptables itself
 }
 
 func toolsFor(m Mode) toolset {
 	return toolset{
 		save:    [2]string{"iptables-" + string(m) + "-save", "ip6tables-" + string(m) + "-save"},
 		restore: [2]string{"iptables-" + string(m) + "-restore", "ip6tables-" + string(m) + "-restore"},
+		list:    [2]string{"iptables-" + string(m), "ip6tables-" + string(m)},
 	}
 }
 
@@ -79,7 +80,7 @@ func missing(names ...string) []string {
 }
 
 func (t toolset) all() []string {
-	return []string{t.save[0], t.restore[0], t.save[1], t.restore[1]}
+	return []string{t.save[0], t.restore[0], t.list[0], t.save[1], t.restore[1], t.list[1]}
 }
 
 // MissingToolsError says which binaries weft needs and did not find.

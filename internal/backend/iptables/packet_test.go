@@ -88,6 +88,12 @@ func (p *pod) sh(t *testing.T, args ...string) string {
 // answered by a reset ("refused"): passed; a dropped one times out.
 func connect(t *testing.T, p *pod, dst netip.Addr, port uint16) (passed bool) {
 	t.Helper()
+	return connectWithin(t, p, dst, port, "0.8")
+}
+
+// connectWithin is connect that gives up after timeout seconds.
+func connectWithin(t *testing.T, p *pod, dst netip.Addr, port uint16, timeout string) (passed bool) {
+	t.Helper()
 	// Forget the neighbours first, so every connection needs ARP or IPv6
 	// neighbour discovery, which weft must let through.
 	if p != nil {
@@ -97,7 +103,7 @@ func connect(t *testing.T, p *pod, dst netip.Addr, port uint16) (passed bool) {
 	sh(t, "ip", "neigh", "flush", "all")
 	sh(t, "ip", "-6", "neigh", "flush", "all")
 	script := fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", dst, port)
-	args := []string{"0.8", "bash", "-c", script}
+	args := []string{timeout, "bash", "-c", script}
 	name := "timeout"
 	if p != nil {
 		args = append([]string{"--net=/proc/" + strconv.Itoa(p.pid) + "/ns/net", "timeout"}, args...)

@@ -21,10 +21,13 @@ type table struct {
 	hooks map[string][]string
 	// hookFirst says, per built-in chain, that its first rule is hooks[h][0].
 	hookFirst map[string]bool
+	// front is, for tables read from the kernel, the first rule of each
+	// built-in chain as iptables-save printed it.
+	front map[string]string
 }
 
 func newTable() *table {
-	return &table{chains: map[string][]string{}, hooks: map[string][]string{}, hookFirst: map[string]bool{}}
+	return &table{chains: map[string][]string{}, hooks: map[string][]string{}, hookFirst: map[string]bool{}, front: map[string]string{}}
 }
 
 // ipset is one set weft holds or wants.
@@ -32,15 +35,10 @@ type ipset struct {
 	Name   string
 	Type   string // hash:ip, hash:net or hash:ip,port
 	Family ir.Family
-	// Members in ipset syntax; meaningful only when Known (false for sets
-	// found in the kernel, whose members weft never reads).
+	// Members in ipset syntax, written as ipset lists them (see canonMember).
 	Members []string
-	Known   bool
 	// MaxElem is the set's capacity, HashSize its initial hash size.
 	MaxElem, HashSize int
-	// Isolates marks group membership sets: adding to them isolates a pod,
-	// where adding to a rule's set allows more traffic.
-	Isolates bool
 }
 
 func (s *ipset) familyName() string {
@@ -170,7 +168,7 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 		if err := checkSetName(setName); err != nil {
 			return err
 		}
-		r.st.sets[setName] = newIPSet(setName, "hash:ip", fam, members, true)
+		r.st.sets[setName] = newIPSet(setName, "hash:ip", fam, members)
 		dispatch, dir := chainIngress, "dst"
 		if g.Direction == ir.Egress {
 			dispatch, dir = chainEgress, "src"
@@ -202,7 +200,7 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 		}
 	}
 	unknown := unknownSetName(fam)
-	r.st.sets[unknown] = newIPSet(unknown, "hash:net", fam, ranges, true)
+	r.st.sets[unknown] = newIPSet(unknown, "hash:net", fam, ranges)
 	add(chainEgress, "-m set --match-set "+unknown+" src"+commentArg("unknown local pod address")+" -j "+unknownChain(ir.Egress))
 	add(chainIngress, "-m set --match-set "+unknown+" dst"+commentArg("unknown local pod address")+" -j "+unknownChain(ir.Ingress))
 	return nil
@@ -407,14 +405,17 @@ func (r *renderer) useSet(name string, fam ir.Family, kinds ...ir.SetKind) (stri
 			members = append(members, e.Addr.String()+","+protoName(e.Protocol)+":"+strconv.Itoa(int(e.Port)))
 		}
 	}
-	r.st.sets[name] = newIPSet(name, typ, s.Family, members, false)
+	r.st.sets[name] = newIPSet(name, typ, s.Family, members)
 	return name, nil
 }
 
-// netMembers renders a prefix for hash:net, which cannot hold /0: that is
-// written as its two halves.
+// netMembers renders a prefix for hash:net, as ipset lists it: a single
+// address bare; /0, which hash:net cannot hold, as its two halves.
 func netMembers(p netip.Prefix) []string {
 	p = p.Masked()
+	if p.IsSingleIP() {
+		return []string{p.Addr().String()}
+	}
 	if p.Bits() != 0 {
 		return []string{p.String()}
 	}
@@ -425,11 +426,10 @@ func netMembers(p netip.Prefix) []string {
 	return []string{netip.PrefixFrom(p.Addr(), 1).String(), netip.PrefixFrom(hi, 1).String()}
 }
 
-func newIPSet(name, typ string, fam ir.Family, members []string, isolates bool) *ipset {
+func newIPSet(name, typ string, fam ir.Family, members []string) *ipset {
 	return &ipset{
-		Name: name, Type: typ, Family: fam, Members: members, Known: true,
+		Name: name, Type: typ, Family: fam, Members: members,
 		MaxElem: maxElemFor(len(members)), HashSize: hashSizeFor(len(members)),
-		Isolates: isolates,
 	}
 }
 
@@ -570,13 +570,9 @@ func Render(rs *ir.Ruleset) (*Payload, error) {
 		return nil, err
 	}
 	empty := emptyState()
-	plan, err := planSets(empty, st, func() string { panic("no temporary sets from an empty state") })
+	p, err := planApply(empty, st, func() string { panic("no temporary sets from an empty state") })
 	if err != nil {
 		return nil, err
 	}
-	return &Payload{
-		IPv4:  tableDiff(empty.tables[0], st.tables[0]),
-		IPv6:  tableDiff(empty.tables[1], st.tables[1]),
-		IPSet: joinLines(plan.create),
-	}, nil
+	return &Payload{IPv4: p.rules[0], IPv6: p.rules[1], IPSet: joinLines(doLines(p.create))}, nil
 }
