@@ -18,6 +18,12 @@ func TestRunBadFlags(t *testing.T) {
 		{[]string{"--metrics-addr", "6781"}, `--metrics-addr "6781": want HOST:PORT or :PORT`},
 		{[]string{"--kubeconfig", "/nonexistent/kubeconfig", "--node-name", "n"}, "--kubeconfig: stat /nonexistent/kubeconfig"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
+		{[]string{"--pod-cidrs", "10.244.1.0/33"}, `--pod-cidrs "10.244.1.0/33": want CIDRs such as`},
+		{[]string{"--pod-cidrs", "10.244.1.0/24,banana"}, `--pod-cidrs "banana": want CIDRs such as`},
+		{[]string{"--pod-cidrs", "10.244.1.7/24"}, `--pod-cidrs "10.244.1.7/24": host bits set; did you mean 10.244.1.0/24?`},
+		{[]string{"--unknown-pod-traffic", "maybe"}, `--unknown-pod-traffic "maybe": want one of deny, allow`},
+		{[]string{"--cni-socket", "weft.sock"}, `--cni-socket "weft.sock": want an absolute path`},
+		{[]string{"--cut-revoked-connections=perhaps"}, `invalid boolean value "perhaps" for -cut-revoked-connections`},
 	}
 	for _, tc := range cases {
 		code, _, errOut := runWeft(append([]string{"run"}, tc.args...)...)

@@ -1,0 +1,124 @@
+package watch
+
+import (
+	"log/slog"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+func TestTrimPodKeepsEveryHostIP(t *testing.T) {
+	in := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "a", UID: "u1", Annotations: map[string]string{"big": "yes"}},
+		Spec:       corev1.PodSpec{NodeName: "n1", Volumes: []corev1.Volume{{Name: "v"}}},
+		Status: corev1.PodStatus{
+			HostIP:  "10.32.0.1",
+			HostIPs: []corev1.HostIP{{IP: "10.32.0.1"}, {IP: "fd00::1"}},
+			PodIP:   "10.41.0.2", PodIPs: []corev1.PodIP{{IP: "10.41.0.2"}, {IP: "fd00::41:0:2"}},
+		},
+	}
+	out, err := trimPod(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := out.(*corev1.Pod)
+	if diff := cmp.Diff(in.Status.HostIPs, p.Status.HostIPs); diff != "" {
+		t.Errorf("status.hostIPs lost (-want +got):\n%s", diff)
+	}
+	if p.Annotations != nil || p.Spec.Volumes != nil {
+		t.Errorf("fields policy does not read are kept: %+v", p)
+	}
+}
+
+func TestTrimNodeKeepsRangesAndIPs(t *testing.T) {
+	in := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"a": "b"}},
+		Spec:       corev1.NodeSpec{PodCIDR: "10.41.0.0/16", PodCIDRs: []string{"10.41.0.0/16", "fd00::41:0:0/96"}},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: "10.32.0.1"}, {Type: corev1.NodeHostName, Address: "n1"}, {Type: corev1.NodeExternalIP, Address: "fd00::1"},
+		}},
+	}
+	out, _ := trimNode(in)
+	n := out.(*corev1.Node)
+	if n.Labels != nil || len(n.Spec.PodCIDRs) != 2 || len(n.Status.Addresses) != 2 {
+		t.Fatalf("trimmed node: %+v", n)
+	}
+}
+
+func pod(name, uid string, ips ...string) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: name, UID: types.UID(uid), ResourceVersion: "1"},
+		Spec:       corev1.PodSpec{NodeName: "n1"},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+	for _, ip := range ips {
+		p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: ip})
+	}
+	return p
+}
+
+// The CNI hook's addresses stand in for a status not yet written; a released
+// address is no longer its old pod's, even while the API still says so; what
+// the API does not show any more is forgotten.
+func TestCNIOverlay(t *testing.T) {
+	w := New(nil, slog.New(slog.DiscardHandler))
+	a4, a6 := netip.MustParseAddr("10.41.0.2"), netip.MustParseAddr("fd00::41:0:2")
+	snapOf := func(pods ...*corev1.Pod) func() (string, string) {
+		w.mu.Lock()
+		v := w.cni.view()
+		w.mu.Unlock()
+		s := w.cache.snapshot(nil, pods, nil, nil, v)
+		return func() (string, string) {
+			holder := func(a netip.Addr) string {
+				if p := s.PodByIP(a); p != nil {
+					return p.Key()
+				}
+				return ""
+			}
+			return holder(a4), holder(a6)
+		}
+	}
+
+	// ADD before the status: the pod holds the addresses the hook gave.
+	gen := w.CNIAdd("x", "new", "c1", []netip.Addr{a4, a6})
+	if gen == 0 {
+		t.Fatal("CNIAdd returned generation 0")
+	}
+	if h4, h6 := snapOf(pod("new", "u1"))(); h4 != "x/new" || h6 != "x/new" {
+		t.Fatalf("after ADD, holders %q %q, want x/new", h4, h6)
+	}
+	// The cached normal form of the pod is not changed by the overlay.
+	if c := w.cache.pods["u1"].obj; len(c.IPs) != 0 {
+		t.Fatalf("the overlay changed the cached pod: %v", c.IPs)
+	}
+
+	// DEL by container id alone releases what ADD reported, although the
+	// API (terminating pod) still names the addresses.
+	if g := w.CNIDel("x", "new", "c1", nil); g <= gen {
+		t.Fatalf("CNIDel generation %d not after %d", g, gen)
+	}
+	if h4, h6 := snapOf(pod("new", "u1", "10.41.0.2", "fd00::41:0:2"))(); h4 != "" || h6 != "" {
+		t.Fatalf("after DEL, holders %q %q, want none (the addresses are released)", h4, h6)
+	}
+
+	// A new pod given the address by ADD holds it.
+	w.CNIAdd("x", "other", "c2", []netip.Addr{a4})
+	if h4, _ := snapOf(pod("new", "u1", "10.41.0.2"), pod("other", "u2"))(); h4 != "x/other" {
+		t.Fatalf("after the new pod's ADD, 10.41.0.2 is held by %q, want x/other", h4)
+	}
+
+	// Once x/new is gone from the API, its released address is forgotten.
+	w.CNIDel("x", "new", "c1", []netip.Addr{a6})
+	s := w.cache.snapshot(nil, []*corev1.Pod{pod("other", "u2")}, nil, nil, w.cni.view())
+	w.ForgetCNI(s)
+	if len(w.cni.released) != 0 {
+		t.Fatalf("released addresses of a deleted pod are kept: %v", w.cni.released)
+	}
+	if _, ok := w.cni.added["x/other"]; !ok {
+		t.Fatal("a recent ADD of a pod the API does not show yet was forgotten")
+	}
+}
