@@ -160,6 +160,14 @@ func (in *interp) match(r []string, p ir.Packet, mark uint32) (target, kind stri
 			}
 			matched = matched && int(p.Port) >= min && int(p.Port) <= max
 		case "!":
+			if r[i+1] == "--tcp-flags" {
+				if r[i+2] != "FIN,SYN,RST,ACK" || r[i+3] != "SYN" {
+					in.t.Fatalf("rule %q: unknown TCP flags test", r)
+				}
+				i += 3
+				matched = false // the interpreted packets start connections: a bare SYN
+				continue
+			}
 			if r[i+1] != "--mark" {
 				in.t.Fatalf("negation of %s", r[i+1])
 			}

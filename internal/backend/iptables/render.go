@@ -183,6 +183,13 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 		// addresses. (Here, not in WEFT: an unknown address in no group
 		// is dropped even towards itself.)
 		add(g.Name, `-m bpf --bytecode "`+sameAddressBPF(fam)+`"`+commentArg("a pod's packets to itself")+" -j RETURN")
+		// Only packets no conntrack entry knows get here. A TCP packet that
+		// starts no connection is dropped: else a connection whose entry
+		// weft deleted because policy revoked it would be picked up again
+		// mid-stream (nf_conntrack_tcp_loose) by its next packet in
+		// whichever direction policy allows as a new connection.
+		// (Written as iptables-save prints it, so adoption finds it unchanged.)
+		add(g.Name, "-p tcp -m conntrack --ctstate NEW -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN"+commentArg("no TCP connection starts so")+" -j "+dropChain(g.Direction))
 		add(g.Name, markClear)
 		if err := r.renderGroupChains(t, g, fam, add); err != nil {
 			return err
