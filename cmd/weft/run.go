@@ -81,11 +81,15 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	w := watch.New(client, log)
 	var s *syncer.Syncer
-	m := metrics.New(metrics.Status{
+	st := metrics.Status{
 		Ready:               func() bool { ok, _ := s.Status(); return ok },
 		APIUnreachableSince: func() time.Time { return w.Health().Since },
 		Relists:             w.Relists,
-	})
+	}
+	if ipt, ok := b.(interface{ HookRepairs() int }); ok {
+		st.HookRepairs = ipt.HookRepairs
+	}
+	m := metrics.New(st)
 	checks := &misconfigurations{node: f.nodeName, log: log, m: m, started: time.Now(), said: map[string]bool{}}
 	scfg := syncer.Config{
 		Node:         f.nodeName,

@@ -30,3 +30,13 @@ type Backend interface {
 type Forgetter interface {
 	Forget()
 }
+
+// HookChecker is implemented by backends whose hook into the kernel's
+// chains can be displaced by other tools (iptables: a rule inserted before
+// weft's jump in FORWARD). The syncer calls CheckHooks on every sync that
+// applies nothing; it puts the hook back and says what stood in front. An
+// error means the backend forgot its view: the next Apply must run even for
+// an unchanged ruleset.
+type HookChecker interface {
+	CheckHooks(ctx context.Context) (repaired []string, err error)
+}

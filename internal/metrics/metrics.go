@@ -35,6 +35,9 @@ type Status struct {
 	APIUnreachableSince func() time.Time
 	// Relists counts full re-lists after API outages.
 	Relists func() int64
+	// HookRepairs, if set, counts the times weft's jump was found displaced
+	// in the packet filter and put back first (iptables).
+	HookRepairs func() int
 }
 
 // New registers weft's metrics and the Go runtime's; st, if given, adds the
@@ -96,6 +99,11 @@ func New(st ...Status) *Metrics {
 				Name: "weft_api_relists_total", Help: "Full re-lists of the cluster view after the API server came back from an outage.",
 			}, func() float64 { return float64(s.Relists()) }),
 		)
+		if s.HookRepairs != nil {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "weft_hook_repairs_total", Help: "Times a rule stood before weft's jump in FORWARD and weft put its jump first again.",
+			}, func() float64 { return float64(s.HookRepairs()) }))
+		}
 	}
 	return m
 }

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"sync"
@@ -145,5 +146,49 @@ func TestAppliedSignal(t *testing.T) {
 		default:
 			t.Fatalf("sync %d did not close the signal", i)
 		}
+	}
+}
+
+// hookBackend is a recordingBackend whose hook can be found gone.
+type hookBackend struct {
+	recordingBackend
+	checks int
+	gone   bool
+}
+
+func (b *hookBackend) CheckHooks(context.Context) ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.checks++
+	if b.gone {
+		b.gone = false
+		return nil, errors.New("weft's chains are gone")
+	}
+	return nil, nil
+}
+
+// A sync that applies nothing checks the backend's hook; a hook that cannot
+// be put back makes the sync apply the whole, unchanged ruleset.
+func TestUnchangedSyncChecksHooks(t *testing.T) {
+	src := &fakeSource{snap: snapshot("web"), changes: make(chan struct{}, 1)}
+	b := &hookBackend{}
+	s := New(src, b, Config{Node: "n1"})
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if err := s.SyncOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := b.state(); n != 1 || b.checks != 1 {
+		t.Fatalf("after a first and an unchanged sync: %d applies, %d hook checks; want 1, 1", n, b.checks)
+	}
+	b.mu.Lock()
+	b.gone = true
+	b.mu.Unlock()
+	if err := s.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := b.state(); n != 2 {
+		t.Fatalf("a hook that is gone did not make the unchanged ruleset applied again: %d applies", n)
 	}
 }

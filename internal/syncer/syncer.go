@@ -259,6 +259,17 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 	prev := s.applied
 	s.mu.Unlock()
 	if !force && prev != nil && reflect.DeepEqual(prev, rs) {
+		if hc, ok := s.backend.(backend.HookChecker); ok {
+			// (The backend logs and counts what it put back.)
+			if _, err := hc.CheckHooks(ctx); err != nil {
+				// The backend forgot its view; apply the whole ruleset.
+				s.cfg.Log.Warn("weft's hook into the packet filter is gone; rewriting all weft owns", "error", err)
+				s.mu.Lock()
+				s.applied = nil
+				s.mu.Unlock()
+				return s.syncOnce(ctx, true)
+			}
+		}
 		s.succeeded(snap, rs)
 		return nil
 	}
