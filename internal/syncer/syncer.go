@@ -59,7 +59,11 @@ type Config struct {
 	// fresh reading of the kernel, to repair rules changed behind weft's back
 	// (default 5m; needs a backend.Forgetter).
 	RepairInterval time.Duration
-	Log            *slog.Logger
+	// HookCheckInterval is how often, between syncs, the backend's hook is
+	// checked (default 10s; needs a backend.HookChecker). Every sync that
+	// applies nothing checks it too.
+	HookCheckInterval time.Duration
+	Log               *slog.Logger
 	// OnSync, if set, is called after every attempt (for metrics).
 	OnSync func(Result)
 }
@@ -114,6 +118,9 @@ func New(src Source, b backend.Backend, cfg Config) *Syncer {
 	}
 	if cfg.RepairInterval == 0 {
 		cfg.RepairInterval = 5 * time.Minute
+	}
+	if cfg.HookCheckInterval == 0 {
+		cfg.HookCheckInterval = 10 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -173,6 +180,8 @@ func (s *Syncer) Run(ctx context.Context) error {
 	repairing := false
 	repair := time.NewTicker(s.cfg.RepairInterval)
 	defer repair.Stop()
+	hooks := time.NewTicker(s.cfg.HookCheckInterval)
+	defer hooks.Stop()
 	var last time.Time
 	for {
 		if pending {
@@ -209,6 +218,15 @@ func (s *Syncer) Run(ctx context.Context) error {
 			pending = true
 		case <-retry:
 			pending = true
+		case <-hooks.C:
+			// Between changes too: another tool may have put a rule
+			// before weft's hook.
+			if hc, ok := s.backend.(backend.HookChecker); ok && s.Ready() {
+				if _, err := hc.CheckHooks(ctx); err != nil {
+					s.cfg.Log.Warn("weft's hook into the packet filter is gone; rewriting all weft owns", "error", err)
+					pending, repairing = true, true
+				}
+			}
 		case <-repair.C:
 			if f, ok := s.backend.(backend.Forgetter); ok {
 				f.Forget()
