@@ -30,6 +30,23 @@
 // and the other nodes are permanent: the kernel's neighbour table is small
 // and shared by every namespace. Nodes serve on ServePorts too.
 //
+// Pod ranges and the CNI hook. Each Node object carries spec.podCIDRs, the
+// ranges of its default pod addresses (Node.PodCIDRs), so weft denies
+// addresses there that no known pod holds; pods with addresses of their own
+// choosing (the scenario model's) lie outside them. StartWeft gives each
+// weft its own --cni-socket (CNISocket). With PodSpec.CNI, AddPod follows a
+// runtime's order: the Pod object first, then the network, then weft-cni's
+// ADD (RunCNI: CNI_* variables, the configuration with the previous
+// plugin's result on stdin), then the status; DeletePod runs DEL first.
+// PodSpec.NetworkUp is called once the pod's network and servers are up, so
+// a test can hammer a pod before weft knows it.
+//
+// Outages and identities. StopAPIServer and StartAPIServer stop and start
+// kube-apiserver (etcd keeps its data); Process.Kill kills a process
+// outright. ApplyManifest creates RBAC objects, ServiceAccountKubeconfig
+// writes a kubeconfig for a ServiceAccount's token (TokenRequest), and
+// WeftOptions.Kubeconfig runs weft with it.
+//
 // Probing. Probe connects once between Endpoints (pods or nodes): a TCP
 // connection that must read back the destination's identity, or an answered
 // UDP datagram. ProbeMatrix probes every pair in parallel (bounded);

@@ -365,6 +365,18 @@ func readyz(node *lab.Node) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(body))
 }
 
+// waitReadyz polls weft's /readyz on node for up to 10 s until it answers
+// want, and returns the last answer.
+func waitReadyz(node *lab.Node, want int) (int, string) {
+	deadline := time.Now().Add(10 * time.Second)
+	code, body := readyz(node)
+	for code != want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		code, body = readyz(node)
+	}
+	return code, body
+}
+
 // kernelRules is what the backend holds in node's namespace, normalised
 // (counters dropped, lines sorted) to compare two readings.
 func kernelRules(t testing.TB, node *lab.Node, backend string) string {
@@ -416,13 +428,7 @@ func storyAPIOutage(t *testing.T, c *cluster) {
 		}
 	})
 	for _, n := range c.lab.Nodes {
-		deadline := time.Now().Add(10 * time.Second)
-		code, body := readyz(n)
-		for code != http.StatusServiceUnavailable && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-			code, body = readyz(n)
-		}
-		if code != http.StatusServiceUnavailable {
+		if code, body := waitReadyz(n, http.StatusServiceUnavailable); code != http.StatusServiceUnavailable {
 			t.Errorf("weft on %s: /readyz answers %d %q during the outage, want 503", n.Name, code, body)
 		} else {
 			t.Logf("weft on %s: /readyz 503 at most %v after the API server was gone (its graceful shutdown took %v): %s", n.Name, time.Since(down).Round(time.Millisecond), down.Sub(stopped).Round(time.Millisecond), body)
@@ -462,13 +468,7 @@ func storyAPIOutage(t *testing.T, c *cluster) {
 	}
 	t.Logf("API server back: a policy written %v after it answered was enforced %v after the write (probes every 5 ms)", written.Sub(back).Round(time.Millisecond), at.Sub(written).Round(100*time.Microsecond))
 	for _, n := range c.lab.Nodes {
-		deadline := time.Now().Add(10 * time.Second)
-		code, body := readyz(n)
-		for code != http.StatusOK && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-			code, body = readyz(n)
-		}
-		if code != http.StatusOK {
+		if code, body := waitReadyz(n, http.StatusOK); code != http.StatusOK {
 			t.Errorf("weft on %s: /readyz %d %q after the API server came back, want 200", n.Name, code, body)
 		} else {
 			t.Logf("weft on %s: /readyz 200 again %v after the API server answered", n.Name, time.Since(back).Round(time.Millisecond))
