@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
@@ -44,15 +45,28 @@ type Watcher struct {
 	cfg     Config
 	changes chan struct{}
 
-	mu       sync.Mutex
-	inf      *informerSet // the view Snapshot reads
-	health   Health
-	lastErr  error
-	cni      cniState
-	restarts atomic.Int64
+	mu        sync.Mutex
+	inf       *informerSet // the view Snapshot reads
+	health    Health
+	lastErr   error
+	forbidden map[string]forbiddenWatch // resource → the last refusal to list or watch it
+	cni       cniState
+	restarts  atomic.Int64
 
 	cache normCache // used by Snapshot only (one goroutine)
 }
+
+// forbiddenWatch is the API server's last refusal to let weft list or watch
+// a resource: weft may not see changes of it, though it answers.
+type forbiddenWatch struct {
+	at  time.Time
+	err error
+}
+
+// forbiddenFor is how long a refusal keeps the view stale: client-go
+// retries a refused watch after at most 30 s (plus jitter), so a refusal
+// older than this was followed by a watch that worked.
+const forbiddenFor = 2 * time.Minute
 
 // informerSet is one generation of informers: after an API outage weft
 // starts a new set, which lists everything again, and drops the old one.
@@ -79,11 +93,12 @@ type Health struct {
 // New returns a Watcher on client. Call Start, then WaitForSync.
 func New(client kubernetes.Interface, log *slog.Logger, cfg ...Config) *Watcher {
 	w := &Watcher{
-		client:  client,
-		log:     log,
-		changes: make(chan struct{}, 1),
-		cache:   newNormCache(),
-		cni:     newCNIState(),
+		client:    client,
+		log:       log,
+		changes:   make(chan struct{}, 1),
+		cache:     newNormCache(),
+		cni:       newCNIState(),
+		forbidden: map[string]forbiddenWatch{},
 	}
 	if len(cfg) > 0 {
 		w.cfg = cfg[0]
@@ -117,6 +132,9 @@ func (w *Watcher) newInformers() *informerSet {
 			}
 			w.mu.Lock()
 			w.lastErr = fmt.Errorf("list/watch %s: %w", name, err)
+			if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+				w.forbidden[name] = forbiddenWatch{at: time.Now(), err: err}
+			}
 			w.mu.Unlock()
 			w.log.Warn("API server watch failed; retrying, rules in place stay as they are", "resource", name, "error", err)
 		})
@@ -204,7 +222,19 @@ func (w *Watcher) Health() Health {
 func (w *Watcher) Stale() string {
 	h := w.Health()
 	if h.Since.IsZero() {
-		return ""
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		var refused []string
+		for name, f := range w.forbidden {
+			if time.Since(f.at) < forbiddenFor {
+				refused = append(refused, fmt.Sprintf("%s (%v)", name, f.err))
+			}
+		}
+		if len(refused) == 0 {
+			return ""
+		}
+		slices.Sort(refused)
+		return fmt.Sprintf("the API server refuses to let weft list or watch %s: changes may go unseen; grant the verbs of deploy/rbac.yaml", strings.Join(refused, ", "))
 	}
 	return fmt.Sprintf("API server unreachable since %s (%s): %v; the rules in place stay as they are",
 		h.Since.UTC().Format(time.RFC3339), time.Since(h.Since).Round(time.Second), h.Err)
