@@ -240,6 +240,7 @@ type echoStream struct {
 	lastEcho time.Time
 	maxGap   time.Duration
 	brokeAt  time.Time // the send whose echo never came (zero while flowing)
+	err      error     // why it broke
 	echoes   int
 	done     chan struct{}
 }
@@ -285,7 +286,8 @@ func startEchoStream(t testing.TB, c *cluster, from, to *lab.Pod) *echoStream {
 		for {
 			sent := time.Now()
 			_ = conn.SetDeadline(sent.Add(300 * time.Millisecond))
-			if _, err := conn.Write(buf); err == nil {
+			_, err := conn.Write(buf)
+			if err == nil {
 				_, err = io.ReadFull(conn, buf)
 				if err == nil {
 					s.mu.Lock()
@@ -298,7 +300,7 @@ func startEchoStream(t testing.TB, c *cluster, from, to *lab.Pod) *echoStream {
 				}
 			}
 			s.mu.Lock()
-			s.brokeAt = sent
+			s.brokeAt, s.err = sent, err
 			s.mu.Unlock()
 			return
 		}
@@ -322,11 +324,19 @@ func storyRevokedStream(t *testing.T, c *cluster) {
 		Ingress: fromPeers(networkingv1.NetworkPolicyPeer{NamespaceSelector: sel("ns", "z")})}))
 	xa := c.pods["x/a"]
 	startEchoServer(t, c, xa)
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	_, err := c.lab.WaitTransition(ctx, c.pods["y/b"], xa, tcp80, true, lab.TransitionOptions{Interval: 10 * time.Millisecond, Timeout: waitFor})
-	cancel()
-	if err != nil {
-		t.Fatalf("x/a should accept y: %v", err)
+	// All three policies in force: x/a refuses x/b (so deny-ingress is
+	// applied) and then accepts y and z. (A stream started earlier could be
+	// cut, rightly, by the ruleset of deny-ingress alone.)
+	for _, step := range []struct {
+		from     string
+		connects bool
+	}{{"x/b", false}, {"y/b", true}, {"z/a", true}} {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		_, err := c.lab.WaitTransition(ctx, c.pods[step.from], xa, tcp80, step.connects, lab.TransitionOptions{Interval: 10 * time.Millisecond, Timeout: 300 * time.Millisecond})
+		cancel()
+		if err != nil {
+			t.Fatalf("%s -> x/a: %v", step.from, err)
+		}
 	}
 	revoked := startEchoStream(t, c, c.pods["y/c"], xa) // across nodes: y/c is on node-2
 	kept := startEchoStream(t, c, c.pods["z/b"], xa)    // z/b is on node-1, same bridge
@@ -343,7 +353,7 @@ func storyRevokedStream(t *testing.T, c *cluster) {
 	time.Sleep(time.Second)
 	echoes, maxGap, keptBroke := kept.state()
 	if !keptBroke.IsZero() {
-		t.Errorf("the stream %s, still allowed by x/from-z, broke", kept.name)
+		t.Errorf("the stream %s, still allowed by x/from-z, broke: %v", kept.name, kept.err)
 	}
 	if maxGap > 250*time.Millisecond {
 		// An allowed stream never waits for a policy change.
