@@ -56,6 +56,9 @@ type Watcher struct {
 	cache normCache // used by Snapshot only (one goroutine)
 }
 
+// relistTimeout bounds a re-list after an outage.
+const relistTimeout = time.Minute
+
 // forbiddenWatch is the API server's last refusal to let weft list or watch
 // a resource: weft may not see changes of it, though it answers.
 type forbiddenWatch struct {
@@ -293,7 +296,11 @@ func (w *Watcher) relist(ctx context.Context) {
 	start := time.Now()
 	s := w.newInformers()
 	s.start(ctx)
-	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
+	// Bounded: should the server go away again meanwhile, the probe loop
+	// goes on and tries again at its next success.
+	listCtx, cancel := context.WithTimeout(ctx, relistTimeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(listCtx.Done(), s.synced...) {
 		s.stop()
 		return
 	}
