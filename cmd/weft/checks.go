@@ -80,6 +80,9 @@ type misconfigurations struct {
 	m       *metrics.Metrics
 	started time.Time
 	said    map[string]bool
+	// bridgesAt is when the bridges were last looked at (a netlink dump:
+	// not on every sync).
+	bridgesAt time.Time
 }
 
 // check looks at the snapshot the syncer applied.
@@ -104,6 +107,10 @@ func (c *misconfigurations) check(snap *policy.Snapshot) {
 		}
 		c.report("no-local-pods", local == 0 && remote > 0, "no pod runs on this node after a minute while other nodes have pods: is --node-name right?", "node", c.node, "podsOnOtherNodes", remote)
 	}
+	if time.Since(c.bridgesAt) < 30*time.Second {
+		return
+	}
+	c.bridgesAt = time.Now()
 	off, bridges := bridgeFilterOff()
 	c.report("bridge-nf-call-iptables", off != "", "pods on a bridge talk past the packet filter: "+off+"; load br_netfilter and set net.bridge.bridge-nf-call-iptables=1 and net.bridge.bridge-nf-call-ip6tables=1", "bridges", bridges)
 }

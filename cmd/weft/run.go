@@ -120,7 +120,6 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		if _, err := cni.Serve(ctx, f.cniSocket, &cniHook{node: f.nodeName, w: w, s: s}, log.With("component", "cni")); err != nil {
 			return fmt.Errorf("--cni-socket %s: %w (give another path, or --cni-socket '' to run without the CNI hook)", f.cniSocket, err)
 		}
-		log.Info("serving the CNI hook", "socket", f.cniSocket)
 	}
 	w.Start(ctx)
 	if err := w.WaitForSync(ctx, 5*time.Second); err != nil {
