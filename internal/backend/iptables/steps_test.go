@@ -71,46 +71,62 @@ func TestApplyNeverOpensBetweenSteps(t *testing.T) {
 			}
 			flows = append(flows, p)
 		}
-		before, after := acceptedFlows(t, oldSt, flows), acceptedFlows(t, newSt, flows)
-
-		k := newFakeKernel(t)
-		b := newFakeBackend(k, budget)
-		if err := b.Apply(context.Background(), oldRS); err != nil {
-			t.Fatalf("seed %d: first apply: %v", seed, err)
-		}
-		if seed%4 == 3 {
-			b.Forget()
-		}
-		step, failed := 0, false
-		k.observe = func(what string) {
-			step++
-			states++
-			if failed {
-				return
-			}
-			mid := acceptedFlows(t, k.state(), flows)
-			for i, p := range flows {
-				checked++
-				if mid[i] && !before[i] && !after[i] {
-					t.Errorf("seed %d, step %d (%s): accepts %s → %s %s/%d, which both the old and the new ruleset drop",
-						seed, step, firstLine(what), p.Src, p.Dst, protoName(p.Protocol), p.Port)
-					failed = true
-					return
-				}
-			}
-		}
-		if err := b.Apply(context.Background(), newRS); err != nil {
-			t.Fatalf("seed %d: apply the change: %v", seed, err)
-		}
-		k.observe = nil
-		if b.LastStats().SetsStaged > 0 {
+		r := applyStepByStep(t, seed, oldRS, newRS, oldSt, newSt, flows, budget, seed%4 == 3)
+		states, checked = states+r.states, checked+r.states*len(flows)
+		if r.staged {
 			staged++
-		}
-		if diff := k.sameAs(newSt); diff != "" {
-			t.Errorf("seed %d: after the change the kernel differs from the new ruleset:\n%s", seed, diff)
 		}
 	}
 	t.Logf("%d rounds, %d intermediate states, %d flow checks; %d applies staged sets through the rules", rounds, states, checked, staged)
+}
+
+// stepResult is what applyStepByStep saw.
+type stepResult struct {
+	states int  // intermediate kernel states checked
+	staged bool // the apply staged a set through the rules
+}
+
+// applyStepByStep applies oldRS, then (after Forget, if forget) newRS to a
+// fake kernel, and runs flows through the kernel's rules after every change
+// on the way (each ipset line, each restore): no state may accept a flow
+// that both oldSt and newSt drop, and the end state must be newSt exactly.
+func applyStepByStep(t *testing.T, seed int, oldRS, newRS *ir.Ruleset, oldSt, newSt *state, flows []ir.Packet, budget int, forget bool) stepResult {
+	t.Helper()
+	before, after := acceptedFlows(t, oldSt, flows), acceptedFlows(t, newSt, flows)
+	k := newFakeKernel(t)
+	b := newFakeBackend(k, budget)
+	if err := b.Apply(context.Background(), oldRS); err != nil {
+		t.Fatalf("seed %d: first apply: %v", seed, err)
+	}
+	if forget {
+		b.Forget()
+	}
+	var res stepResult
+	failed := false
+	k.observe = func(what string) {
+		res.states++
+		if failed {
+			return
+		}
+		mid := acceptedFlows(t, k.state(), flows)
+		for i, p := range flows {
+			if mid[i] && !before[i] && !after[i] {
+				t.Errorf("seed %d, step %d (%s): accepts %s → %s %s/%d, which both the old and the new ruleset drop",
+					seed, res.states, firstLine(what), p.Src, p.Dst, protoName(p.Protocol), p.Port)
+				failed = true
+				return
+			}
+		}
+	}
+	if err := b.Apply(context.Background(), newRS); err != nil {
+		t.Fatalf("seed %d: apply the change: %v", seed, err)
+	}
+	k.observe = nil
+	res.staged = b.LastStats().SetsStaged > 0
+	if diff := k.sameAs(newSt); diff != "" {
+		t.Errorf("seed %d: after the change the kernel differs from the new ruleset:\n%s", seed, diff)
+	}
+	return res
 }
 
 func firstLine(s string) string {
@@ -290,41 +306,10 @@ func TestApplyNeverOpensBetweenStepsIR(t *testing.T) {
 				}
 			}
 		}
-		before, after := acceptedFlows(t, oldSt, flows), acceptedFlows(t, newSt, flows)
-		k := newFakeKernel(t)
-		b := newFakeBackend(k, budget)
-		if err := b.Apply(context.Background(), oldRS); err != nil {
-			t.Fatalf("seed %d: first apply: %v", seed, err)
-		}
-		if seed%5 == 4 {
-			b.Forget()
-		}
-		step, failed := 0, false
-		k.observe = func(what string) {
-			step++
-			states++
-			if failed {
-				return
-			}
-			mid := acceptedFlows(t, k.state(), flows)
-			for i, p := range flows {
-				if mid[i] && !before[i] && !after[i] {
-					t.Errorf("seed %d, step %d (%s): accepts %s → %s %s/%d, which both the old and the new ruleset drop",
-						seed, step, firstLine(what), p.Src, p.Dst, protoName(p.Protocol), p.Port)
-					failed = true
-					return
-				}
-			}
-		}
-		if err := b.Apply(context.Background(), newRS); err != nil {
-			t.Fatalf("seed %d: apply the change: %v", seed, err)
-		}
-		k.observe = nil
-		if b.LastStats().SetsStaged > 0 {
+		r := applyStepByStep(t, seed, oldRS, newRS, oldSt, newSt, flows, budget, seed%5 == 4)
+		states += r.states
+		if r.staged {
 			staged++
-		}
-		if diff := k.sameAs(newSt); diff != "" {
-			t.Errorf("seed %d: after the change the kernel differs from the new ruleset:\n%s", seed, diff)
 		}
 	}
 	t.Logf("%d rounds, %d intermediate states; %d applies staged sets through the rules", rounds, states, staged)
