@@ -55,14 +55,6 @@ func TestApplyNeverOpensBetweenSteps(t *testing.T) {
 			tierVerdicts(newRS, salt, uint32(rng.IntN(3))) // 0: the same verdicts, else some rules change verdict
 		}
 		budget := []int{DefaultMergeBudget, 8, 40, -1}[seed%4]
-		oldSt, err := renderBudget(oldRS, max(budget, 0))
-		if err != nil {
-			t.Fatalf("seed %d: %v", seed, err)
-		}
-		newSt, err := renderBudget(newRS, max(budget, 0))
-		if err != nil {
-			t.Fatalf("seed %d: %v", seed, err)
-		}
 		var flows []ir.Packet
 		for _, f := range append(clustergen.RandomFlows(rng, c, 150), clustergen.RandomFlows(rng, c2, 150)...) {
 			p := ir.Packet{Src: f.Src, Dst: f.Dst, Protocol: uint8(f.Protocol), Port: f.Port}
@@ -71,7 +63,7 @@ func TestApplyNeverOpensBetweenSteps(t *testing.T) {
 			}
 			flows = append(flows, p)
 		}
-		r := applyStepByStep(t, seed, oldRS, newRS, oldSt, newSt, flows, budget, seed%4 == 3)
+		r := applyStepByStep(t, seed, oldRS, newRS, flows, budget, seed%4 == 3)
 		states, checked = states+r.states, checked+r.states*len(flows)
 		if r.staged {
 			staged++
@@ -87,11 +79,19 @@ type stepResult struct {
 }
 
 // applyStepByStep applies oldRS, then (after Forget, if forget) newRS to a
-// fake kernel, and runs flows through the kernel's rules after every change
+// fake kernel with the merge budget (negative: merging off), and runs flows through the kernel's rules after every change
 // on the way (each ipset line, each restore): no state may accept a flow
-// that both oldSt and newSt drop, and the end state must be newSt exactly.
-func applyStepByStep(t *testing.T, seed int, oldRS, newRS *ir.Ruleset, oldSt, newSt *state, flows []ir.Packet, budget int, forget bool) stepResult {
+// that both rulesets drop, and the end state must be newRS's exactly.
+func applyStepByStep(t *testing.T, seed int, oldRS, newRS *ir.Ruleset, flows []ir.Packet, budget int, forget bool) stepResult {
 	t.Helper()
+	oldSt, err := renderBudget(oldRS, max(budget, 0))
+	if err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+	newSt, err := renderBudget(newRS, max(budget, 0))
+	if err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
 	before, after := acceptedFlows(t, oldSt, flows), acceptedFlows(t, newSt, flows)
 	k := newFakeKernel(t)
 	b := newFakeBackend(k, budget)
@@ -287,14 +287,6 @@ func TestApplyNeverOpensBetweenStepsIR(t *testing.T) {
 		oldRS := randomIRRuleset(rng)
 		newRS := mutateIRRuleset(rng, oldRS)
 		budget := []int{DefaultMergeBudget, 3, -1}[seed%3]
-		oldSt, err := renderBudget(oldRS, max(budget, 0))
-		if err != nil {
-			t.Fatalf("seed %d: %v", seed, err)
-		}
-		newSt, err := renderBudget(newRS, max(budget, 0))
-		if err != nil {
-			t.Fatalf("seed %d: %v", seed, err)
-		}
 		var flows []ir.Packet
 		for _, src := range irUniverse {
 			for _, dst := range irUniverse {
@@ -306,7 +298,7 @@ func TestApplyNeverOpensBetweenStepsIR(t *testing.T) {
 				}
 			}
 		}
-		r := applyStepByStep(t, seed, oldRS, newRS, oldSt, newSt, flows, budget, seed%5 == 4)
+		r := applyStepByStep(t, seed, oldRS, newRS, flows, budget, seed%5 == 4)
 		states += r.states
 		if r.staged {
 			staged++
