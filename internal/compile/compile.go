@@ -34,6 +34,8 @@ type Options struct {
 	// NodeAddrs are addresses of the node besides those the snapshot knows
 	// (its interfaces, the pods' gateway): never pod addresses.
 	NodeAddrs []netip.Addr
+	// Log is copied to the ruleset: which packets the kernel logs.
+	Log ir.Log
 }
 
 // CompileWith returns the ruleset that enforces snap's policies as opts say.
@@ -117,6 +119,7 @@ func (c *compiler) compile() *ir.Ruleset {
 			rs.Groups = append(rs.Groups, *g)
 		}
 	}
+	rs.Log = c.opts.Log
 	if c.node != "" && len(c.opts.PodRanges) > 0 {
 		rs.UnknownRanges = c.unknownRanges()
 		for dir := range podChains {

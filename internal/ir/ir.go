@@ -170,6 +170,8 @@ type Ruleset struct {
 	// when weft cannot tell pod addresses (no pod ranges) or is told to let
 	// unknown addresses pass.
 	UnknownRanges []netip.Prefix
+	// Log says which drops (and accepts) the kernel also sends to NFLOG.
+	Log Log
 }
 
 // InUnknownRanges reports whether addr is in one of rs.UnknownRanges.

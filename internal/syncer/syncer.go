@@ -64,6 +64,8 @@ type Config struct {
 	// applies nothing checks it too.
 	HookCheckInterval time.Duration
 	Log               *slog.Logger
+	// NFLog is what the kernel sends to NFLOG (zero: nothing).
+	NFLog ir.Log
 	// OnSync, if set, is called after every attempt (for metrics).
 	OnSync func(Result)
 }
@@ -258,7 +260,7 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 	}
 	s.logProblems(snap)
 	start := time.Now()
-	opts := compile.Options{Node: s.cfg.Node, PodRanges: s.cfg.PodCIDRs}
+	opts := compile.Options{Node: s.cfg.Node, PodRanges: s.cfg.PodCIDRs, Log: s.cfg.NFLog}
 	if len(opts.PodRanges) == 0 {
 		opts.PodRanges = snap.PodCIDRs(s.cfg.Node)
 	}
