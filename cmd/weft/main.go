@@ -43,7 +43,9 @@ const usageText = `weft enforces Kubernetes network policy on this node.
 Usage:
   weft run      --kubeconfig PATH --node-name NAME [--backend auto|nftables|iptables]
                 [--metrics-addr :6781] [--nflog-group 86] [--log-format text|json]
-                [--iptables-mode auto|nft|legacy]
+                [--iptables-mode auto|nft|legacy] [--pod-cidrs CIDR,...]
+                [--unknown-pod-traffic deny|allow] [--log-allowed]
+                [--log-blocked=false] [--metrics-blocked-by-namespace]
   weft explain  --files PATH... --from SRC --to DST --port PORT[/PROTO] [--output text|json]
   weft cleanup  [--backend auto|nftables|iptables] [--iptables-mode auto|nft|legacy]
   weft version

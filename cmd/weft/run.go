@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/weftnet/weft/internal/cni"
+	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/metrics"
 	"github.com/weftnet/weft/internal/syncer"
 	"github.com/weftnet/weft/internal/watch"
@@ -37,6 +38,9 @@ type runFlags struct {
 	unknownPodTraffic string
 	cniSocket         string
 	cutRevoked        bool
+	logBlocked        bool
+	logAllowed        bool
+	blockedByNS       bool
 }
 
 func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
@@ -46,7 +50,10 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.nodeName, "node-name", "", "this node's name (default $NODE_NAME, then the hostname)")
 	fs.StringVar(&f.backend, "backend", "auto", "packet filter backend: auto, nftables or iptables")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", ":6781", "address for /metrics, /healthz and /readyz; empty disables")
-	fs.IntVar(&f.nflogGroup, "nflog-group", 86, "NFLOG group for blocked-connection logs")
+	fs.IntVar(&f.nflogGroup, "nflog-group", 86, "NFLOG group the kernel sends blocked connections to, for weft to log (0-65535)")
+	fs.BoolVar(&f.logBlocked, "log-blocked", true, "log and count every blocked new connection, naming pods and policies (false: no log rules at all)")
+	fs.BoolVar(&f.logAllowed, "log-allowed", false, "also log new connections accepted into isolated pods, with the rule that allowed them (audits)")
+	fs.BoolVar(&f.blockedByNS, "metrics-blocked-by-namespace", false, "label weft_blocked_connections_total with the destination namespace too")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.iptablesMode, "iptables-mode", "auto", "iptables variant: auto (the one holding the node's rules), nft or legacy")
 	fs.Var(&f.podCIDRsText, "pod-cidrs", "this node's pod ranges, comma-separated CIDRs (default: the Node object's spec.podCIDRs)")
@@ -109,6 +116,18 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.cutRevoked {
 		scfg.OnApplied = revokedCutter(log, m)
 	}
+	var blocked *blockedLog
+	if f.logBlocked || f.logAllowed {
+		scfg.NFLog = ir.DefaultLog
+		scfg.NFLog.Group = uint16(f.nflogGroup)
+		scfg.NFLog.Allowed = f.logAllowed
+		blocked = newBlockedLog(log, f.logFormat == "json", scfg.NFLog, m.NFLog(f.blockedByNS))
+		onSync := scfg.OnSync
+		scfg.OnSync = func(r syncer.Result) {
+			onSync(r)
+			blocked.synced(r, f.nodeName, f.unknownPodTraffic == "allow")
+		}
+	}
 	s = syncer.New(w, b, scfg)
 
 	if f.metricsAddr != "" {
@@ -120,6 +139,9 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		if _, err := cni.Serve(ctx, f.cniSocket, &cniHook{node: f.nodeName, w: w, s: s}, log.With("component", "cni")); err != nil {
 			return fmt.Errorf("--cni-socket %s: %w (give another path, or --cni-socket '' to run without the CNI hook)", f.cniSocket, err)
 		}
+	}
+	if blocked != nil {
+		blocked.start(ctx)
 	}
 	w.Start(ctx)
 	if err := w.WaitForSync(ctx, 5*time.Second); err != nil {

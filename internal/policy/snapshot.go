@@ -156,6 +156,9 @@ func (s *Snapshot) IsNodeAddress(addr netip.Addr, node string) bool {
 	return node != "" && slices.Contains(s.nodesByAddr[addr], node)
 }
 
+// IsAnyNodeAddress reports whether addr is an address of some node.
+func (s *Snapshot) IsAnyNodeAddress(addr netip.Addr) bool { return len(s.nodesByAddr[addr]) > 0 }
+
 // AddressesOf returns the known addresses of node (a copy).
 func (s *Snapshot) AddressesOf(node string) []netip.Addr {
 	return slices.Clone(s.addrsByNode[node])

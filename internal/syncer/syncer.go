@@ -81,6 +81,8 @@ type Result struct {
 	// PodRanges are the pod ranges the sync used (nil: none known, so
 	// unknown addresses could not be denied).
 	PodRanges []netip.Prefix
+	// NodeAddrs are the node's own addresses the sync used.
+	NodeAddrs []netip.Addr
 }
 
 // Applied is a ruleset in the kernel and what it was compiled from.
@@ -274,6 +276,7 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 	}
 	rs := compile.CompileWith(snap, opts)
 	res.Snapshot, res.Ruleset, res.Compile = snap, rs, time.Since(start)
+	res.NodeAddrs = opts.NodeAddrs
 
 	s.mu.Lock()
 	prev := s.applied

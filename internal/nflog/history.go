@@ -1,0 +1,97 @@
+package nflog
+
+import (
+	"sync"
+	"time"
+
+	"github.com/weftnet/weft/internal/policy"
+)
+
+// View is the cluster view weft enforced from At on, as the evaluator that
+// explains packets sees it.
+type View struct {
+	At   time.Time
+	Eval policy.Evaluator
+}
+
+// History keeps the views enforced over the last while, so a packet is
+// explained by the view the kernel held when it came, not by a newer one: an
+// address reused by a new pod since, or a pod deleted since, is told as it
+// was. It is safe for concurrent use.
+type History struct {
+	// Keep is how long a view is kept after a newer one replaced it
+	// (default 10s); at most Max views are kept (default 64).
+	Keep time.Duration
+	Max  int
+
+	mu    sync.Mutex
+	views []View // oldest first
+}
+
+// Add records that v is enforced from v.At on.
+func (h *History) Add(v View) {
+	keep, max := h.Keep, h.Max
+	if keep <= 0 {
+		keep = 10 * time.Second
+	}
+	if max <= 0 {
+		max = 64
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n := len(h.views); n > 0 && h.views[n-1].Eval.Snapshot == v.Eval.Snapshot {
+		return // the same view again (a sync that changed nothing)
+	}
+	h.views = append(h.views, v)
+	// Views replaced more than keep ago can no longer explain a packet.
+	drop := 0
+	for drop < len(h.views)-1 && v.At.Sub(h.views[drop+1].At) > keep {
+		drop++
+	}
+	if n := len(h.views) - drop; n > max {
+		drop += n - max
+	}
+	if drop > 0 {
+		h.views = append(h.views[:0:0], h.views[drop:]...)
+	}
+}
+
+// Latest returns the newest view, or nil before the first.
+func (h *History) Latest() *View {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.views) == 0 {
+		return nil
+	}
+	v := h.views[len(h.views)-1]
+	return &v
+}
+
+// Candidates returns the views that may have been in force when a packet
+// was logged at t, most likely first: the view in force at t, then those
+// that came into force up to slack after t (the packet's time and the views'
+// times are read at different moments: a packet can be read after the sync
+// that followed it, a view recorded just after the kernel got it), then
+// those in force up to slack before t. If t precedes every view kept, the
+// oldest comes first.
+func (h *History) Candidates(t time.Time, slack time.Duration) []View {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.views) == 0 {
+		return nil
+	}
+	at := 0
+	for i, v := range h.views {
+		if !v.At.After(t) {
+			at = i
+		}
+	}
+	out := []View{h.views[at]}
+	for i := at + 1; i < len(h.views) && !h.views[i].At.After(t.Add(slack)); i++ {
+		out = append(out, h.views[i])
+	}
+	for i := at - 1; i >= 0 && h.views[i+1].At.After(t.Add(-slack)); i-- {
+		out = append(out, h.views[i])
+	}
+	return out
+}
