@@ -104,6 +104,9 @@ func stories() []story {
 		{"revoked-stream-cut-allowed-stream-kept", storyRevokedStream},
 		{"kill-9-under-load", storyKill9},
 		{"api-outage-30s", storyAPIOutage},
+		{"blocked-connections-logged-and-counted", storyBlockedLogged},
+		{"log-allowed-and-json", storyLogAllowedJSON},
+		{"syn-flood-summarised", storySYNFlood},
 	}
 }
 
