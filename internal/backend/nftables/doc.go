@@ -90,6 +90,29 @@
 // connection happens in a group chain, so the chain's direction and name
 // attribute it.
 //
+// # Logging
+//
+// With ir.Log enabled, new connections are also sent to NFLOG group
+// Log.Group, with ir.LogPrefix's prefix, at most Log.Rate per second (bursts
+// of Log.Burst) per source address and log point: each log point has, per
+// family, a dynamic set of sources whose elements hold the limit, so one
+// noisy source spends only its own budget. Log rules carry no verdict:
+//
+//	set log-drop-in4 { type ipv4_addr; size 65535; flags dynamic,timeout; timeout 1m; }
+//	ct state new update @log-drop-in4 { ip saddr limit rate 20/second burst 100 packets } log prefix "weft drop ingress" group 86 snaplen 128 queue-threshold 1
+//
+// They stand only where a packet is dropped or accepted anyway, so what
+// passes meets no rule more than without logging: before the final drop
+// of each group chain (log-drop-in4/6, log-drop-eg4/6; the "not a SYN" drop
+// before it does not log: those are stray packets of cut connections); in
+// the chains unknown-ingress and unknown-egress, to which the unknown-address
+// lookups go (log-unknown-*); in drop-ingress and drop-egress, to which
+// ir.Drop rules go. With Log.Allowed, what isolated pods' ingress accepts
+// (merged lookups, kept rules, walked chains' Accept rules) goes to the
+// chain accept-ingress, which logs (log-accept-in4/6) and accepts; the
+// open group of pods no policy isolates (a group without policies) does
+// not log. The zero Log renders none of these objects.
+//
 // # Syncs
 //
 // The backend keeps what it applied last. A sync whose desired state differs

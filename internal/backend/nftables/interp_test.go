@@ -3,6 +3,7 @@ package nftables
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +39,8 @@ type nftResult struct {
 	// the packet; comment is that rule's comment.
 	base, chain, comment string
 	path                 []string
+	// logged holds the prefixes of the log statements the packet met.
+	logged []string
 }
 
 type nftInterp struct {
@@ -45,6 +48,10 @@ type nftInterp struct {
 	chains map[string]*nftChain
 	sets   map[string]*nftSet
 	maps   map[string]map[netip.Addr]nftVerdict
+	// spent counts, per dynamic set and source address, the packets its
+	// limit let through. Interpreted packets take no time, so a source's
+	// budget is its burst and never refills.
+	spent map[string]uint64
 }
 
 type nftChain struct {
@@ -64,10 +71,14 @@ type nftRule struct {
 	vmap          string // "" or the map a vmap statement looks up
 	vmapDst       bool
 	verdict       nftVerdict
+	// log is the prefix of a log statement ("" for none); a rule with one
+	// may have no verdict, and then the packet goes on.
+	log string
 }
 
 type nftSet struct {
 	family    string // ip or ip6
+	dynamic   bool   // filled by the packet path (update @set), never listed
 	pairs     bool   // addr . addr
 	concat    bool
 	interval  bool
@@ -106,9 +117,19 @@ func (s *nftSet) lookupBox(a netip.Addr, p *nftPacket) (bool, error) {
 	return false, nil
 }
 
+// logPrefixRE finds the quoted prefix of a log statement.
+var logPrefixRE = regexp.MustCompile(`log prefix "([^"]*)"`)
+
 // parseDump loads a dump of table inet weft (from knftables.Fake.Dump).
 func parseDump(dump string) (*nftInterp, error) {
 	fake := knftables.NewFake(knftables.InetFamily, tableName)
+	// The fake's parser takes no double quotes inside a rule (only around
+	// its comment), so log prefixes travel as $prefix<n> tokens.
+	var prefixes []string
+	dump = logPrefixRE.ReplaceAllStringFunc(dump, func(m string) string {
+		prefixes = append(prefixes, logPrefixRE.FindStringSubmatch(m)[1])
+		return "log prefix $prefix" + strconv.Itoa(len(prefixes)-1)
+	})
 	if err := fake.ParseDump(dump); err != nil {
 		return nil, fmt.Errorf("ParseDump: %w", err)
 	}
@@ -116,7 +137,7 @@ func parseDump(dump string) (*nftInterp, error) {
 	if t == nil {
 		return nil, fmt.Errorf("dump holds no table inet %s", tableName)
 	}
-	in := &nftInterp{hooks: map[string][]*nftChain{}, chains: map[string]*nftChain{}, sets: map[string]*nftSet{}, maps: map[string]map[netip.Addr]nftVerdict{}}
+	in := &nftInterp{hooks: map[string][]*nftChain{}, chains: map[string]*nftChain{}, sets: map[string]*nftSet{}, maps: map[string]map[netip.Addr]nftVerdict{}, spent: map[string]uint64{}}
 	for name, s := range t.Sets {
 		is, err := parseSet(s)
 		if err != nil {
@@ -170,6 +191,13 @@ func parseDump(dump string) (*nftInterp, error) {
 			if err != nil {
 				return nil, fmt.Errorf("chain %s: rule %q: %w", name, r.Rule, err)
 			}
+			if p, ok := strings.CutPrefix(ir.log, "$prefix"); ok {
+				n, err := strconv.Atoi(p)
+				if err != nil || n >= len(prefixes) {
+					return nil, fmt.Errorf("chain %s: rule %q: bad log prefix", name, r.Rule)
+				}
+				ir.log = prefixes[n]
+			}
 			if r.Comment != nil {
 				ir.comment = *r.Comment
 			}
@@ -201,6 +229,15 @@ func parseDump(dump string) (*nftInterp, error) {
 func parseSet(s *knftables.FakeSet) (*nftSet, error) {
 	is := &nftSet{addrs: map[netip.Addr]bool{}, endpoints: map[string]bool{}}
 	is.interval = slices.Contains(s.Flags, knftables.IntervalFlag)
+	is.dynamic = slices.Contains(s.Flags, knftables.DynamicFlag)
+	if is.dynamic {
+		// The rate-limit sets: addresses only, with a timeout and a size,
+		// that the kernel fills.
+		if (s.Type != "ipv4_addr" && s.Type != "ipv6_addr") || is.interval || !slices.Contains(s.Flags, knftables.TimeoutFlag) ||
+			s.Timeout == nil || s.Size == nil || len(s.Elements) > 0 {
+			return nil, fmt.Errorf("dynamic set of type %q flags %v: want an address set with a timeout and a size, and no elements", s.Type, s.Flags)
+		}
+	}
 	switch s.Type {
 	case "ipv4_addr":
 		is.family = "ip"
@@ -359,6 +396,45 @@ func (in *nftInterp) parseRule(text string) (*nftRule, error) {
 	}
 	for len(tok) > 0 {
 		switch {
+		case len(tok) >= 13 && tok[0] == "update" && tok[2] == "{" && tok[4] == "saddr" && strings.Join(tok[5:7], " ") == "limit rate" &&
+			tok[8] == "burst" && tok[10] == "packets" && tok[11] == "}":
+			// update @set { ip saddr limit rate R/second burst B packets }:
+			// the source's element in set, and its limit, which stops the
+			// rule when spent.
+			name := strings.TrimPrefix(tok[1], "@")
+			s := in.sets[name]
+			if s == nil || !strings.HasPrefix(tok[1], "@") || !s.dynamic || s.family != tok[3] {
+				return nil, fmt.Errorf("update of %s, which is no dynamic %s address set", tok[1], tok[3])
+			}
+			rate, ok := strings.CutSuffix(tok[7], "/second")
+			if _, err := strconv.ParseUint(rate, 10, 32); !ok || err != nil {
+				return nil, fmt.Errorf("bad rate %q", tok[7])
+			}
+			burst, err := strconv.ParseUint(tok[9], 10, 32)
+			if err != nil || burst == 0 {
+				return nil, fmt.Errorf("bad burst %q", tok[9])
+			}
+			r.conds = append(r.conds, familyCond(tok[3]), func(p *nftPacket) (bool, error) {
+				key := name + " " + p.src.String()
+				if in.spent[key] >= burst {
+					return false, nil
+				}
+				in.spent[key]++
+				return true, nil
+			})
+			tok = tok[12:]
+		case len(tok) >= 3 && tok[0] == "log" && tok[1] == "prefix":
+			r.log = tok[2]
+			tok = tok[3:]
+			for len(tok) >= 2 && (tok[0] == "group" || tok[0] == "snaplen" || tok[0] == "queue-threshold") {
+				if _, err := strconv.ParseUint(tok[1], 10, 32); err != nil {
+					return nil, fmt.Errorf("log %s %q", tok[0], tok[1])
+				}
+				tok = tok[2:]
+			}
+			if len(tok) == 0 {
+				return r, nil // no verdict: the packet goes on
+			}
 		case len(tok) >= 3 && tok[0] == "ct" && tok[1] == "state":
 			states := strings.Split(tok[2], ",")
 			for _, s := range states {
@@ -579,6 +655,9 @@ func (in *nftInterp) runChain(c *nftChain, p *nftPacket, res *nftResult, base st
 		if !ok {
 			continue
 		}
+		if r.log != "" {
+			res.logged = append(res.logged, r.log)
+		}
 		v := r.verdict
 		if r.vmap != "" {
 			key := p.src
@@ -604,6 +683,8 @@ func (in *nftInterp) runChain(c *nftChain, p *nftPacket, res *nftResult, base st
 			if err != nil || out != "return" || v.kind == "goto" {
 				return out, err
 			}
+		case "":
+			// a log statement alone: go on
 		default:
 			return "", fmt.Errorf("chain %s: unknown verdict %q", c.name, v.kind)
 		}

@@ -279,8 +279,8 @@ func mergedSetName(g string, k int, any bool, f ir.Family) string {
 }
 
 // emit adds the run's sets to d and returns the group chain's rules that
-// look them up, then its kept rules.
-func (run *groupRun) emit(d *desired, g *ir.Group, k int) []ruleText {
+// look them up, then its kept rules. accept is the lookups' verdict.
+func (run *groupRun) emit(d *desired, g *ir.Group, k int, accept string) []ruleText {
 	field := "saddr"
 	if g.Direction == ir.Egress {
 		field = "daddr"
@@ -301,14 +301,14 @@ func (run *groupRun) emit(d *desired, g *ir.Group, k int) []ruleText {
 			d.sets[name] = &setObj{kind: anyNets, prefixes: run.anyElems[f], def: knftables.Set{
 				Name: name, Type: addrType, Flags: []knftables.SetFlag{knftables.IntervalFlag},
 				Comment: comment(fmt.Sprintf("%s %s: peers accepted on every port", g.Direction, g.Name))}}
-			rules = append(rules, ruleText{rule: kw + " " + field + " @" + name + " accept", comment: commentText(what)})
+			rules = append(rules, ruleText{rule: kw + " " + field + " @" + name + " " + accept, comment: commentText(what)})
 		}
 		if run.hasPorts[f] {
 			name := mergedSetName(g.Name, k, false, fam)
 			d.sets[name] = &setObj{kind: allowBoxes, boxes: run.boxElems[f], def: knftables.Set{
 				Name: name, Type: addrType + " . inet_proto . inet_service", Flags: []knftables.SetFlag{knftables.IntervalFlag},
 				Comment: comment(fmt.Sprintf("%s %s: peer . protocol . port accepted", g.Direction, g.Name))}}
-			rules = append(rules, ruleText{rule: kw + " " + field + " . meta l4proto . th dport @" + name + " accept", comment: commentText(what)})
+			rules = append(rules, ruleText{rule: kw + " " + field + " . meta l4proto . th dport @" + name + " " + accept, comment: commentText(what)})
 		}
 	}
 	return append(rules, run.residual...)

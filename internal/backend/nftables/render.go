@@ -141,7 +141,14 @@ func render(rs *ir.Ruleset) (*desired, error) { return renderWith(rs, DefaultMer
 // rendered.
 func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 	d := &desired{sets: map[string]*setObj{}, maps: map[string]*mapObj{}, chains: map[string]*chainObj{}, overBudget: map[string]int{}}
-	d.addFixed()
+	lg, err := newLogger(rs.Log)
+	if err != nil {
+		return nil, err
+	}
+	d.addFixed(lg)
+	if lg != nil {
+		lg.addObjects(d)
+	}
 	if err := d.addUnknown(rs.UnknownRanges); err != nil {
 		return nil, err
 	}
@@ -164,6 +171,16 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 		irSets[s.Name] = o
 	}
 
+	// Accepts of the chains that isolated ingress groups walk are logged
+	// (ir.Log.Allowed); the open group's are not.
+	acceptLogged := map[string]bool{}
+	for i := range rs.Groups {
+		if lg.logsAccepts(&rs.Groups[i]) {
+			for _, name := range rs.Groups[i].Chains {
+				acceptLogged[name] = true
+			}
+		}
+	}
 	irChains := make(map[string]*ir.Chain, len(rs.Chains))
 	for i := range rs.Chains {
 		c := &rs.Chains[i]
@@ -174,8 +191,15 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 			return nil, fmt.Errorf("chain %s is defined twice in the ruleset", c.Name)
 		}
 		o := &chainObj{def: knftables.Chain{Name: c.Name, Comment: comment(c.Direction.String() + " of " + c.Policy)}}
+		v := plainVerdicts
+		if lg != nil {
+			v.drop = "goto " + dropChain(c.Direction)
+		}
+		if acceptLogged[c.Name] {
+			v.accept = "goto " + chainAcceptIngress
+		}
 		for j := range c.Rules {
-			text, err := renderRule(c, &c.Rules[j], irSets)
+			text, err := renderRule(c, &c.Rules[j], irSets, v)
 			if err != nil {
 				return nil, fmt.Errorf("chain %s (policy %s) rule %d: %w", c.Name, c.Policy, j, err)
 			}
@@ -255,12 +279,21 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 					used[st.chain.Name] = true
 					continue
 				}
-				o.rules = append(o.rules, st.run.emit(d, g, k)...)
+				accept := "accept"
+				if lg.logsAccepts(g) {
+					accept = "goto " + chainAcceptIngress
+				}
+				o.rules = append(o.rules, st.run.emit(d, g, k, accept)...)
 				for _, ref := range st.run.resRefs {
 					used[ref] = true
 				}
 				k++
 			}
+		}
+		if lg != nil {
+			// Only here, on the way to the drop: no rule more for what
+			// policy allows.
+			o.rules = append(o.rules, lg.rules(ir.Dropped, g.Direction)...)
 		}
 		o.rules = append(o.rules, ruleText{rule: "drop", comment: commentText(g.Direction.String() + " " + g.Name + ": no policy allows")})
 		d.chains[g.Name] = o
@@ -312,8 +345,8 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 }
 
 // addFixed adds the base chains, dispatch maps and self sets every weft table
-// holds.
-func (d *desired) addFixed() {
+// holds, and, when lg logs, the chains that log and drop.
+func (d *desired) addFixed(lg *logger) {
 	filter := knftables.FilterType
 	forward := knftables.ForwardHook
 	accept := knftables.AcceptPolicy
@@ -321,6 +354,12 @@ func (d *desired) addFixed() {
 		field := "saddr"
 		if dir == ir.Ingress {
 			field = "daddr"
+		}
+		unknown := "drop"
+		if lg != nil {
+			// To a chain of its own (lg.addObjects), so that what passes
+			// the lookup meets no rule more than without logging.
+			unknown = "goto " + unknownChain(dir)
 		}
 		d.chains[name] = &chainObj{
 			def: knftables.Chain{Name: name, Type: &filter, Hook: &forward, Priority: &prio, Policy: &accept, Comment: &comment},
@@ -333,8 +372,8 @@ func (d *desired) addFixed() {
 				{rule: "ip6 " + field + " vmap @" + dispatchMap(dir, ir.IPv6)},
 				// Reached only by addresses in no group: in the pod ranges,
 				// they belong to no pod weft knows.
-				{rule: "ip " + field + " @" + setUnknown4 + " drop", comment: dir.String() + ": unknown local pod address"},
-				{rule: "ip6 " + field + " @" + setUnknown6 + " drop", comment: dir.String() + ": unknown local pod address"},
+				{rule: "ip " + field + " @" + setUnknown4 + " " + unknown, comment: dir.String() + ": unknown local pod address"},
+				{rule: "ip6 " + field + " @" + setUnknown6 + " " + unknown, comment: dir.String() + ": unknown local pod address"},
 			},
 		}
 	}
@@ -433,9 +472,15 @@ func renderSet(s *ir.Set) (*setObj, error) {
 	return o, nil
 }
 
+// verdicts are the statements a policy rule's Accept and Drop become:
+// accept and drop, or, when logging, gotos to the chains that log first.
+type verdicts struct{ accept, drop string }
+
+var plainVerdicts = verdicts{accept: "accept", drop: "drop"}
+
 // renderRule writes one policy rule in the small nft dialect this package
 // uses (see doc.go); the test interpreter reads exactly this dialect.
-func renderRule(c *ir.Chain, r *ir.Rule, sets map[string]*setObj) (ruleText, error) {
+func renderRule(c *ir.Chain, r *ir.Rule, sets map[string]*setObj, v verdicts) (ruleText, error) {
 	var fam string
 	switch r.Family {
 	case ir.IPv4:
@@ -493,9 +538,9 @@ func renderRule(c *ir.Chain, r *ir.Rule, sets map[string]*setObj) (ruleText, err
 	}
 	switch r.Verdict {
 	case ir.Accept:
-		parts = append(parts, "accept")
+		parts = append(parts, v.accept)
 	case ir.Drop:
-		parts = append(parts, "drop")
+		parts = append(parts, v.drop)
 	case ir.Pass:
 		parts = append(parts, "return")
 	default:

@@ -323,7 +323,8 @@ func diffSorted[T any](old, want []T, cmp func(a, b T) int) (added, removed []T)
 }
 
 func sameSetDef(a, b *knftables.Set) bool {
-	return a.Type == b.Type && slices.Equal(a.Flags, b.Flags) && ptrEqual(a.Comment, b.Comment)
+	return a.Type == b.Type && slices.Equal(a.Flags, b.Flags) && ptrEqual(a.Comment, b.Comment) &&
+		ptrEqual(a.Timeout, b.Timeout) && ptrEqual(a.Size, b.Size)
 }
 
 func sameMapDef(a, b *knftables.Map) bool {
