@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	gonflog "github.com/florianl/go-nflog/v2"
+
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/policy"
 )
@@ -368,5 +370,30 @@ func TestLogPrefixRoundTrip(t *testing.T) {
 		if _, _, ok := ir.ParseLogPrefix(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}
+	}
+}
+
+// Messages the kernel could not queue show as gaps in the sequence numbers;
+// packets weft's queue has no room for are lost too; both are counted, and
+// the reader never waits for room.
+func TestReaderCountsLosses(t *testing.T) {
+	c := &counts{}
+	var buf bytes.Buffer
+	r := &Reader{Group: 86, Log: slog.New(slog.NewTextHandler(&buf, nil)), Counters: c}
+	out := make(chan Packet, 1)
+	payload := make([]byte, 40)
+	payload[0], payload[9] = 0x45, 17
+	prefix := ir.LogPrefix(ir.Dropped, ir.Ingress)
+	msg := func(seq uint32) gonflog.Attribute {
+		return gonflog.Attribute{Seq: &seq, Prefix: &prefix, Payload: &payload}
+	}
+	r.receive(msg(1), out) // queued
+	r.receive(msg(5), out) // 2, 3, 4 never came; no room for 5
+	if c.lost != 4 {
+		t.Errorf("lost %d, want 3 missing + 1 without room", c.lost)
+	}
+	r.logLosses(true)
+	if !strings.Contains(buf.String(), "lost=4") {
+		t.Errorf("losses not said: %s", buf.String())
 	}
 }

@@ -106,13 +106,13 @@ func (r *Reader) Run(ctx context.Context, out chan<- Packet) {
 	}
 }
 
-// bindAdvice names the group and the fix.
+// bindAdvice names the group and the fix. (The kernel answers EPERM, not
+// EBUSY, when another socket holds the group; weft runs as root, so that is
+// the likely cause.)
 func bindAdvice(group uint16, err error) string {
-	if strings.Contains(err.Error(), syscall.EBUSY.Error()) {
-		return fmt.Sprintf("NFLOG group %d is bound by another process (ulogd? another weft?): blocked connections are still dropped but not logged; stop that process or give weft another --nflog-group", group)
-	}
-	if strings.Contains(err.Error(), syscall.EPERM.Error()) {
-		return fmt.Sprintf("cannot bind NFLOG group %d: not permitted (weft needs CAP_NET_ADMIN); blocked connections are still dropped but not logged", group)
+	msg := err.Error()
+	if strings.Contains(msg, syscall.EPERM.Error()) || strings.Contains(msg, syscall.EBUSY.Error()) {
+		return fmt.Sprintf("NFLOG group %d is bound by another process (ulogd? another weft?) or weft lacks CAP_NET_ADMIN: blocked connections are still dropped but not logged; stop that process or give weft another --nflog-group", group)
 	}
 	return fmt.Sprintf("cannot read NFLOG group %d (is the kernel module nfnetlink_log available? modprobe nfnetlink_log): blocked connections are still dropped but not logged", group)
 }
