@@ -29,6 +29,26 @@
 //	                a drop can be attributed to its direction)
 //	WEFT-EGRESS-UNKNOWN, WEFT-INGRESS-UNKNOWN   -j DROP (unknown addresses)
 //
+// # Logging
+//
+// With ir.Log enabled, the drop chains WEFT-<DIR>-DROP (no policy allows, or
+// a Drop rule) and WEFT-<DIR>-UNKNOWN first send new connections to NFLOG,
+// limited per source address by a hashlimit table per log point, then drop:
+//
+//	-A WEFT-INGRESS-DROP -m conntrack --ctstate NEW -m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 100 --hashlimit-mode srcip --hashlimit-name weft-di-20-100 -j NFLOG --nflog-prefix "weft drop ingress" --nflog-group 86 --nflog-size 128 --nflog-threshold 1
+//	-A WEFT-INGRESS-DROP -j DROP
+//
+// The table's name holds its rate and burst, since the kernel keeps the
+// settings of the first rule of a name. The "not a SYN" rule of the group
+// chains then drops in place (-j DROP): those packets are no connection
+// attempts. With Log.Allowed, accepts into isolated pods' ingress log too:
+// merged lookups go (-g) to WEFT-INGRESS-ACCEPT, which logs and, ending,
+// returns past the group chain as -j RETURN does; walked chains' Accept
+// rules go to WEFT-INGRESS-ALLOW, which logs and sets the mark. The open
+// group of pods no policy isolates (a group without policies) does not log.
+// Log rules stand only where a packet is dropped or accepted anyway, so
+// what passes meets no rule more; the zero Log renders the rules unchanged.
+//
 // # Merged groups
 //
 // Per-packet cost does not grow with the number of policies: chains whose

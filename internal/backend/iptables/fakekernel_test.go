@@ -172,7 +172,7 @@ func (k *fakeKernel) restore(name string, fi int, input string) error {
 			for c, rules := range t.rules {
 				for _, r := range rules {
 					tg := target(r)
-					if _, ok := t.rules[tg]; !ok && !slices.Contains([]string{"ACCEPT", "DROP", "RETURN", "MARK"}, tg) {
+					if _, ok := t.rules[tg]; !ok && !slices.Contains([]string{"ACCEPT", "DROP", "RETURN", "MARK", "NFLOG"}, tg) {
 						return bad(fmt.Sprintf("chain %s: rule %q jumps to missing %s", c, r, tg))
 					}
 					for _, s := range setsOf(r) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,11 +28,15 @@ type interp struct {
 	nets   map[string][]netip.Prefix
 	// netPorts holds hash:net,port sets: "proto:port" → peer prefixes.
 	netPorts map[string]map[string][]netip.Prefix
+	// spent counts, per hashlimit table (family and name) and source, the
+	// packets its limit let through. Interpreted packets take no time, so
+	// a source's budget is its burst and never refills.
+	spent map[string]int
 }
 
 func newInterp(t *testing.T, st *state) *interp {
 	in := &interp{t: t, sets: map[string]map[string]bool{}, nets: map[string][]netip.Prefix{},
-		netPorts: map[string]map[string][]netip.Prefix{}}
+		netPorts: map[string]map[string][]netip.Prefix{}, spent: map[string]int{}}
 	for fi, tab := range st.tables {
 		in.tables[fi] = map[string][][]string{}
 		for chain, rules := range tab.chains {
@@ -79,11 +84,14 @@ func newInterp(t *testing.T, st *state) *interp {
 type interpResult struct {
 	dropped bool
 	by      string // the drop chain
+	// logged holds the prefixes of the NFLOG rules the packet met.
+	logged []string
 }
 
 // run sends the first packet of a connection through hook.
 func (in *interp) run(hook string, p ir.Packet) interpResult {
 	var mark uint32
+	var logged []string
 	fi := famIndex(ir.FamilyOf(p.Dst))
 	var walk func(chain string, depth int) (res interpResult, terminal bool)
 	walk = func(chain string, depth int) (interpResult, bool) {
@@ -110,6 +118,9 @@ func (in *interp) run(hook string, p ir.Packet) interpResult {
 				value, mask := xmark(in.t, r)
 				mark = mark&^mask ^ value
 				continue
+			case "NFLOG": // logs and goes on
+				logged = append(logged, nflogPrefix(in.t, r))
+				continue
 			}
 			res, terminal := walk(target, depth+1)
 			if terminal {
@@ -122,7 +133,30 @@ func (in *interp) run(hook string, p ir.Packet) interpResult {
 		return interpResult{}, false
 	}
 	res, _ := walk(hook, 0)
+	res.logged = logged
 	return res
+}
+
+// nflogPrefix reads the options of an NFLOG target: its prefix.
+func nflogPrefix(t *testing.T, r []string) string {
+	i := slices.Index(r, "NFLOG")
+	prefix := ""
+	for i++; i+1 < len(r); i += 2 {
+		switch r[i] {
+		case "--nflog-prefix":
+			prefix = r[i+1]
+		case "--nflog-group", "--nflog-size", "--nflog-threshold":
+			if _, err := strconv.ParseUint(r[i+1], 10, 32); err != nil {
+				t.Fatalf("rule %q: %s %q", r, r[i], r[i+1])
+			}
+		default:
+			t.Fatalf("rule %q: NFLOG option %s unknown to the interpreter", r, r[i])
+		}
+	}
+	if i != len(r) || prefix == "" {
+		t.Fatalf("rule %q: NFLOG without a prefix, or a stray word", r)
+	}
+	return prefix
 }
 
 // match reports whether rule r matches and returns its target and how it
@@ -135,7 +169,30 @@ func (in *interp) match(r []string, p ir.Packet, mark uint32) (target, kind stri
 			i++ // module names carry no meaning of their own here
 		case "--ctstate":
 			i++
-			matched = false // the first packet of a connection is NEW
+			// the first packet of a connection is NEW
+			matched = matched && slices.Contains(strings.Split(r[i], ","), "NEW")
+		case "--hashlimit-upto", "--hashlimit-mode":
+			i++
+			if r[i] != "srcip" && !strings.HasSuffix(r[i], "/sec") {
+				in.t.Fatalf("rule %q: %s %s unknown to the interpreter", r, r[i-1], r[i])
+			}
+		case "--hashlimit-burst":
+			i++
+			burst, err := strconv.Atoi(r[i])
+			if err != nil || burst < 1 || i+2 >= len(r) || r[i+1] != "--hashlimit-mode" || r[i+3] != "--hashlimit-name" {
+				in.t.Fatalf("rule %q: bad hashlimit", r)
+			}
+			// the table of the name that follows, keyed by source
+			key := fmt.Sprintf("%d %s %s", famIndex(ir.FamilyOf(p.Src)), r[i+4], p.Src)
+			if matched {
+				if in.spent[key] >= burst {
+					matched = false
+				} else {
+					in.spent[key]++
+				}
+			}
+		case "--hashlimit-name":
+			i++
 		case "--match-set":
 			name, dirs := r[i+1], r[i+2]
 			i += 2
@@ -287,6 +344,12 @@ func TestRenderedRulesAgreeWithTracer(t *testing.T) {
 			ranges = []netip.Prefix{netip.MustParsePrefix("10.32.0.0/16"), netip.MustParsePrefix("fd00:32::/64")}
 		}
 		rs := compile.CompileWith(c.Snapshot, compile.Options{Node: node, PodRanges: ranges})
+		// Some seeds log, some of them accepts too: logging changes no
+		// verdict.
+		if seed%4 == 3 {
+			rs.Log = ir.DefaultLog
+			rs.Log.Allowed = seed%8 == 7
+		}
 		budget := []int{DefaultMergeBudget, 8, 40}[seed%3]
 		st, err := renderBudget(rs, budget)
 		if err != nil {

@@ -159,6 +159,10 @@ func (r *renderer) emitRun(run *mergedRun, g *ir.Group, k int, fam ir.Family, co
 		policies = append(policies, c.Policy)
 	}
 	what := commentArg(strings.Join(policies, ","))
+	accept := "-j RETURN"
+	if r.lg.logsAccepts(g) {
+		accept = "-g " + chainIngressAccept
+	}
 	var specs []string
 	newSet := func(kind, typ string, members map[string]bool) string {
 		name := mergedSetName(g.Name, k, kind, fam)
@@ -172,7 +176,7 @@ func (r *renderer) emitRun(run *mergedRun, g *ir.Group, k int, fam ir.Family, co
 	}
 	if run.hasAny {
 		name := newSet("any", "hash:net", run.any)
-		specs = append(specs, fmt.Sprintf("%s-m set --match-set %s %s%s -j RETURN", cond, name, peerDir, what))
+		specs = append(specs, fmt.Sprintf("%s-m set --match-set %s %s%s %s", cond, name, peerDir, what, accept))
 	}
 	protos := make([]uint8, 0, len(run.protos))
 	for p := range run.protos {
@@ -181,11 +185,11 @@ func (r *renderer) emitRun(run *mergedRun, g *ir.Group, k int, fam ir.Family, co
 	slices.Sort(protos)
 	for _, p := range protos {
 		name := newSet("n"+strconv.Itoa(int(p)), "hash:net", run.protos[p])
-		specs = append(specs, fmt.Sprintf("%s-p %s -m set --match-set %s %s%s -j RETURN", cond, protoName(p), name, peerDir, what))
+		specs = append(specs, fmt.Sprintf("%s-p %s -m set --match-set %s %s%s %s", cond, protoName(p), name, peerDir, what, accept))
 	}
 	if run.hasPorts {
 		name := newSet("p", "hash:net,port", run.ports)
-		specs = append(specs, fmt.Sprintf("%s-m set --match-set %s %s%s -j RETURN", cond, name, portDirs, what))
+		specs = append(specs, fmt.Sprintf("%s-m set --match-set %s %s%s %s", cond, name, portDirs, what, accept))
 	}
 	for _, rule := range run.residual {
 		c := r.chainOf(run, rule)
@@ -193,7 +197,10 @@ func (r *renderer) emitRun(run *mergedRun, g *ir.Group, k int, fam ir.Family, co
 		if err != nil {
 			return nil, fmt.Errorf("ruleset: chain %s (%s): %w", c.Name, c.Policy, err)
 		}
-		specs = append(specs, cond+strings.TrimSuffix(spec, "-g "+chainAllow)+"-j RETURN")
+		// The rule's own Accept target (WEFT-ALLOW or WEFT-INGRESS-ALLOW)
+		// becomes the run's.
+		target := strings.LastIndex(spec, "-g ")
+		specs = append(specs, cond+spec[:target]+accept)
 	}
 	return specs, nil
 }

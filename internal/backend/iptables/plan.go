@@ -35,7 +35,8 @@ import (
 // lookup returning from a group chain), a deny set when every rule naming it
 // drops (a Drop rule, the unknown-address check). A group chain's verdict
 // only grows when an allow set grows (matching an accepting rule is the best
-// a packet can do: after WEFT-ALLOW or a RETURN nothing can drop it) and only
+// a packet can do: after WEFT-ALLOW, WEFT-INGRESS-ALLOW, WEFT-INGRESS-ACCEPT
+// or a RETURN nothing can drop it) and only
 // shrinks when a deny set grows (a matching drop is final). A packet is
 // accepted when its egress and its ingress check both accept it, each of
 // them decided by the first group set in the dispatch chain holding its
@@ -101,7 +102,7 @@ func setUses(tables [2]*table) map[string]setUse {
 				switch {
 				case (chain == chainEgress || chain == chainIngress) && groups[target]:
 					u = useDispatch
-				case target == chainAllow, target == "RETURN" && groups[chain]:
+				case target == chainAllow, target == chainIngressAllow, target == chainIngressAccept, target == "RETURN" && groups[chain]:
 					u = useAllow
 				case target == chainEgressDrop, target == chainIngressDrop, target == chainEgressUnknown, target == chainIngressUnknown, target == "DROP":
 					u = useDeny

@@ -103,7 +103,21 @@ func renderBudget(rs *ir.Ruleset, budget int) (*state, error) {
 			}
 		}
 	}
-	r := &renderer{chains: chains, sets: sets, st: st, budget: budget}
+	lg, err := newLogger(rs.Log)
+	if err != nil {
+		return nil, err
+	}
+	// Accepts of the chains that isolated ingress groups walk are logged
+	// (ir.Log.Allowed); the open group's are not.
+	acceptLogged := map[string]bool{}
+	for i := range rs.Groups {
+		if lg.logsAccepts(&rs.Groups[i]) {
+			for _, name := range rs.Groups[i].Chains {
+				acceptLogged[name] = true
+			}
+		}
+	}
+	r := &renderer{chains: chains, sets: sets, st: st, budget: budget, lg: lg, acceptLogged: acceptLogged}
 	for _, fam := range families {
 		if err := r.renderFamily(rs, fam); err != nil {
 			return nil, err
@@ -122,6 +136,10 @@ type renderer struct {
 	// budget is the most elements a group's merged sets may hold in one
 	// family; 0 walks every chain.
 	budget int
+	// lg renders the log rules (nil: no logging); acceptLogged names the
+	// chains whose Accept rules go to chainIngressAllow.
+	lg           *logger
+	acceptLogged map[string]bool
 }
 
 func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
@@ -144,6 +162,19 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 	add(chainTop, "-j "+chainEgress)
 	add(chainTop, "-j "+chainIngress)
 	add(chainAllow, markSet)
+	if lg := r.lg; lg != nil {
+		// The drop and unknown chains are reached only by what they drop,
+		// so their log rules cost what passes nothing.
+		add(chainEgressDrop, lg.spec(ir.Dropped, ir.Egress))
+		add(chainIngressDrop, lg.spec(ir.Dropped, ir.Ingress))
+		add(chainEgressUnknown, lg.spec(ir.Unknown, ir.Egress))
+		add(chainIngressUnknown, lg.spec(ir.Unknown, ir.Ingress))
+		if lg.log.Allowed {
+			add(chainIngressAccept, lg.spec(ir.Accepted, ir.Ingress))
+			add(chainIngressAllow, lg.spec(ir.Accepted, ir.Ingress))
+			add(chainIngressAllow, markSet)
+		}
+	}
 	add(chainEgressDrop, "-j DROP")
 	add(chainIngressDrop, "-j DROP")
 	add(chainEgressUnknown, "-j DROP")
@@ -189,7 +220,13 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 		// mid-stream (nf_conntrack_tcp_loose) by its next packet in
 		// whichever direction policy allows as a new connection.
 		// (Written as iptables-save prints it, so adoption finds it unchanged.)
-		add(g.Name, "-p tcp -m conntrack --ctstate NEW -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN"+commentArg("no TCP connection starts so")+" -j "+dropChain(g.Direction))
+		// When logging, it drops in place: such packets are no connection
+		// attempts, and the drop chain would log them.
+		notStart := dropChain(g.Direction)
+		if r.lg != nil {
+			notStart = "DROP"
+		}
+		add(g.Name, "-p tcp -m conntrack --ctstate NEW -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN"+commentArg("no TCP connection starts so")+" -j "+notStart)
 		add(g.Name, markClear)
 		if err := r.renderGroupChains(t, g, fam, add); err != nil {
 			return err
@@ -349,6 +386,10 @@ func (r *renderer) ruleSpec(c *ir.Chain, rule *ir.Rule) (string, error) {
 	}
 	switch rule.Verdict {
 	case ir.Accept:
+		if r.acceptLogged[c.Name] {
+			b.WriteString("-g " + chainIngressAllow)
+			break
+		}
 		b.WriteString("-g " + chainAllow)
 	case ir.Drop:
 		b.WriteString("-j " + dropChain(c.Direction))
