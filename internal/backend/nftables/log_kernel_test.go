@@ -1,0 +1,170 @@
+package nftables
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gonflog "github.com/florianl/go-nflog/v2"
+
+	"github.com/weftnet/weft/internal/compile"
+	"github.com/weftnet/weft/internal/ir"
+	"github.com/weftnet/weft/internal/netnstest"
+)
+
+// nflogMessage is what a test reads from an NFLOG group: the prefix and the
+// addresses of the copied packet's IP header.
+type nflogMessage struct {
+	prefix   string
+	src, dst netip.Addr
+	length   int
+}
+
+// nflogListen reads NFLOG group group in the test's network namespace until
+// the test ends; messages returns what arrived so far.
+func nflogListen(t *testing.T, group uint16) (messages func() []nflogMessage) {
+	t.Helper()
+	nf, err := gonflog.Open(&gonflog.Config{Group: group, Copymode: gonflog.CopyPacket, Bufsize: 0xffff})
+	if err != nil {
+		t.Fatalf("open NFLOG group %d: %v", group, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		nf.Close()
+	})
+	var mu sync.Mutex
+	var got []nflogMessage
+	err = nf.RegisterWithErrorFunc(ctx, func(a gonflog.Attribute) int {
+		m := nflogMessage{}
+		if a.Prefix != nil {
+			m.prefix = *a.Prefix
+		}
+		if a.Payload != nil {
+			p := *a.Payload
+			m.length = len(p)
+			switch {
+			case len(p) >= 20 && p[0]>>4 == 4:
+				m.src, _ = netip.AddrFromSlice(p[12:16])
+				m.dst, _ = netip.AddrFromSlice(p[16:20])
+			case len(p) >= 40 && p[0]>>4 == 6:
+				m.src, _ = netip.AddrFromSlice(p[8:24])
+				m.dst, _ = netip.AddrFromSlice(p[24:40])
+			}
+		}
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+		return 0
+	}, func(err error) int { return 0 })
+	if err != nil {
+		t.Fatalf("read NFLOG group %d: %v", group, err)
+	}
+	return func() []nflogMessage {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
+// waitLogged waits up to 2 s for a message with prefix from src to dst.
+func waitLogged(messages func() []nflogMessage, prefix string, src, dst netip.Addr) (nflogMessage, bool) {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, m := range messages() {
+			if m.prefix == prefix && m.src == src && m.dst == dst {
+				return m, true
+			}
+		}
+	}
+	return nflogMessage{}, false
+}
+
+// TestKernelLog applies a ruleset with ir.DefaultLog (and Allowed) and
+// checks that nft takes it, that the kernel holds what was rendered, and
+// that real connections reach an NFLOG socket of group 86 with the right
+// prefix and the packet's addresses: a dropped one into an isolated pod, an
+// accepted one (Allowed), one to an unknown address of the pod ranges; and
+// that Cleanup removes it all.
+func TestKernelLog(t *testing.T) {
+	if !netnstest.Enter(t, "nft", "nsenter") {
+		return
+	}
+	for _, f := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
+		if err := os.WriteFile(f, []byte("1"), 0o644); err != nil {
+			t.Fatalf("enable forwarding in the test namespace: %v", err)
+		}
+	}
+	a, bPod, c := startPod(t, 1, "a"), startPod(t, 2, "b"), startPod(t, 3, "c")
+	pods := []*podNet{a, bPod, c}
+	listenIn(t, a.pid, 80)
+	// An address of the pod ranges that no pod holds, routed to c's link
+	// so that packets to it cross the forward hook.
+	unknownAddr := netip.MustParseAddr("10.32.9.9")
+	run(t, "ip", "route", "add", unknownAddr.String()+"/32", "dev", "wp3")
+
+	l := ir.DefaultLog
+	l.Allowed = true
+	rs := compile.CompileWith(packetTestSnapshot(pods, map[string]string{"a": "a", "b": "b", "c": "c"}), compile.Options{
+		Node: "node-1", Log: l,
+		PodRanges: []netip.Prefix{netip.MustParsePrefix("10.32.0.0/16"), netip.MustParsePrefix("fd00:32::/48")},
+	})
+	be := newKernelBackend(t)
+	if err := be.Apply(context.Background(), rs); err != nil {
+		t.Fatalf("Apply with logging: %v", err)
+	}
+	kernelMatches(t, rs)
+	messages := nflogListen(t, l.Group)
+
+	for _, tc := range []struct {
+		name     string
+		from     *podNet
+		dst      netip.AddrPort
+		src      netip.Addr
+		connects bool
+		prefix   string
+	}{
+		{"c to isolated a: dropped", c, netip.AddrPortFrom(a.v4, 80), c.v4, false, ir.LogPrefix(ir.Dropped, ir.Ingress)},
+		{"c to isolated a over v6: dropped", c, netip.AddrPortFrom(a.v6, 80), c.v6, false, ir.LogPrefix(ir.Dropped, ir.Ingress)},
+		{"b to a: allowed", bPod, netip.AddrPortFrom(a.v4, 80), bPod.v4, true, ir.LogPrefix(ir.Accepted, ir.Ingress)},
+		{"c to an unknown address", c, netip.AddrPortFrom(unknownAddr, 80), c.v4, false, ir.LogPrefix(ir.Unknown, ir.Ingress)},
+	} {
+		ok, err := connects(tc.from.pid, tc.dst)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if ok != tc.connects {
+			t.Errorf("%s: connected=%v, want %v", tc.name, ok, tc.connects)
+		}
+		m, found := waitLogged(messages, tc.prefix, tc.src, tc.dst.Addr())
+		if !found {
+			t.Errorf("%s: no NFLOG message %q %s -> %s; got %+v", tc.name, tc.prefix, tc.src, tc.dst.Addr(), messages())
+			continue
+		}
+		if m.length == 0 || m.length > int(l.SnapLen) {
+			t.Errorf("%s: %d bytes of the packet copied, want 1 to %d", tc.name, m.length, l.SnapLen)
+		}
+	}
+	// The source of the drops has its element, with its limit, in the
+	// ingress drop set.
+	if out := nftCmd(t, "list", "set", "inet", tableName, logSetName(ir.Dropped, ir.Ingress, ir.IPv4)); !strings.Contains(out, c.v4.String()) {
+		t.Errorf("log-drop-in4 does not hold %s:\n%s", c.v4, out)
+	}
+	for _, m := range messages() {
+		if _, _, ok := ir.ParseLogPrefix(m.prefix); !ok {
+			t.Errorf("message with prefix %q, which ir.ParseLogPrefix does not read", m.prefix)
+		}
+	}
+	t.Logf("%d NFLOG messages", len(messages()))
+
+	if err := be.Cleanup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if out := nftCmd(t, "list", "tables"); strings.Contains(out, tableName) {
+		t.Errorf("table left after Cleanup:\n%s", out)
+	}
+}
