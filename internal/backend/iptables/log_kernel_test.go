@@ -1,0 +1,169 @@
+package iptables
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	gonflog "github.com/florianl/go-nflog/v2"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/weftnet/weft/internal/ir"
+)
+
+// nflogMessage is what a test reads from an NFLOG group: the prefix and the
+// addresses of the copied packet's IP header.
+type nflogMessage struct {
+	prefix   string
+	src, dst netip.Addr
+	length   int
+}
+
+// nflogListen reads NFLOG group group in the test's network namespace until
+// the test ends; messages returns what arrived so far.
+func nflogListen(t *testing.T, group uint16) (messages func() []nflogMessage) {
+	t.Helper()
+	nf, err := gonflog.Open(&gonflog.Config{Group: group, Copymode: gonflog.CopyPacket, Bufsize: 0xffff})
+	if err != nil {
+		t.Fatalf("open NFLOG group %d: %v", group, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		nf.Close()
+	})
+	var mu sync.Mutex
+	var got []nflogMessage
+	err = nf.RegisterWithErrorFunc(ctx, func(a gonflog.Attribute) int {
+		m := nflogMessage{}
+		if a.Prefix != nil {
+			m.prefix = *a.Prefix
+		}
+		if a.Payload != nil {
+			p := *a.Payload
+			m.length = len(p)
+			switch {
+			case len(p) >= 20 && p[0]>>4 == 4:
+				m.src, _ = netip.AddrFromSlice(p[12:16])
+				m.dst, _ = netip.AddrFromSlice(p[16:20])
+			case len(p) >= 40 && p[0]>>4 == 6:
+				m.src, _ = netip.AddrFromSlice(p[8:24])
+				m.dst, _ = netip.AddrFromSlice(p[24:40])
+			}
+		}
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+		return 0
+	}, func(err error) int { return 0 })
+	if err != nil {
+		t.Fatalf("read NFLOG group %d: %v", group, err)
+	}
+	return func() []nflogMessage {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
+// waitLogged waits up to 2 s for a message with prefix from src to dst.
+func waitLogged(messages func() []nflogMessage, prefix string, src, dst netip.Addr) (nflogMessage, bool) {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, m := range messages() {
+			if m.prefix == prefix && m.src == src && m.dst == dst {
+				return m, true
+			}
+		}
+	}
+	return nflogMessage{}, false
+}
+
+func TestKernelLogNFT(t *testing.T)    { inNamespace(t, ModeNFT, testKernelLog) }
+func TestKernelLogLegacy(t *testing.T) { inNamespace(t, ModeLegacy, testKernelLog) }
+
+// testKernelLog applies a ruleset with ir.DefaultLog (and Allowed): the
+// tools take it, iptables-save prints the log chains exactly as rendered (so
+// a later process adopts them unchanged), real connections reach an NFLOG
+// socket of group 86 with the right prefix and the packet's addresses, and
+// Cleanup removes every chain.
+func testKernelLog(t *testing.T, mode Mode) {
+	sh(t, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
+	sh(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	sh(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	podD6 := netip.MustParseAddr("fd00::2:3")
+	pods := map[string]*pod{
+		"a": startPod(t, "a", podA, podA6),
+		"c": startPod(t, "c", podC, podC6),
+		"d": startPod(t, "d", podD, podD6),
+	}
+	// packets to the unknown address cross FORWARD towards d's link
+	sh(t, "ip", "route", "add", unknown.String()+"/32", "dev", "v-d")
+
+	l := ir.DefaultLog
+	l.Allowed = true
+	rs := logRuleset(l)
+	b := newTestBackend(t, mode)
+	if err := b.Apply(context.Background(), rs); err != nil {
+		t.Fatalf("Apply with logging: %v", err)
+	}
+	checkKernelHolds(t, mode, rs)
+	st, err := render(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for fi, fam := range families {
+		got, err := parseFilter(filterTable(t, mode, fam))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []string{chainEgressDrop, chainIngressDrop, chainEgressUnknown, chainIngressUnknown, chainIngressAccept, chainIngressAllow} {
+			if diff := cmp.Diff(st.tables[fi].chains[c], got.chains[c]); diff != "" {
+				t.Errorf("IPv%d: iptables-save prints %s otherwise than rendered (-rendered +saved):\n%s", fam, c, diff)
+			}
+		}
+	}
+	messages := nflogListen(t, l.Group)
+
+	for _, tc := range []struct {
+		name     string
+		from     string
+		src, dst netip.Addr
+		port     uint16
+		passes   bool
+		prefix   string
+	}{
+		{"d to isolated a: dropped", "d", podD, podA, 80, false, ir.LogPrefix(ir.Dropped, ir.Ingress)},
+		{"d to isolated a over v6: dropped", "d", podD6, podA6, 85, false, ir.LogPrefix(ir.Dropped, ir.Ingress)},
+		{"c to a: allowed", "c", podC, podA, 80, true, ir.LogPrefix(ir.Accepted, ir.Ingress)},
+		{"d to an unknown address", "d", podD, unknown, 80, false, ir.LogPrefix(ir.Unknown, ir.Ingress)},
+	} {
+		if got := connect(t, pods[tc.from], tc.dst, tc.port); got != tc.passes {
+			t.Errorf("%s: passed=%v, want %v", tc.name, got, tc.passes)
+		}
+		m, found := waitLogged(messages, tc.prefix, tc.src, tc.dst)
+		if !found {
+			t.Errorf("%s: no NFLOG message %q %s -> %s; got %+v", tc.name, tc.prefix, tc.src, tc.dst, messages())
+			continue
+		}
+		if m.length == 0 || m.length > int(l.SnapLen) {
+			t.Errorf("%s: %d bytes of the packet copied, want 1 to %d", tc.name, m.length, l.SnapLen)
+		}
+	}
+	t.Logf("%d NFLOG messages", len(messages()))
+
+	if err := b.Cleanup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range families {
+		got, err := parseFilter(filterTable(t, mode, fam))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.chains) > 0 {
+			t.Errorf("IPv%d: chains left after Cleanup: %v", fam, got.chains)
+		}
+	}
+}
