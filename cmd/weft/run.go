@@ -127,6 +127,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 			onSync(r)
 			blocked.synced(r, f.nodeName, f.unknownPodTraffic == "allow")
 		}
+		scfg.BeforeApply = func(r syncer.Result) { blocked.synced(r, f.nodeName, f.unknownPodTraffic == "allow") }
 	}
 	s = syncer.New(w, b, scfg)
 

@@ -66,6 +66,10 @@ type Config struct {
 	Log               *slog.Logger
 	// NFLog is what the kernel sends to NFLOG (zero: nothing).
 	NFLog ir.Log
+	// BeforeApply, if set, is called with a changed ruleset (and its
+	// snapshot) just before the backend applies it: from then on the
+	// kernel may act on it (weft's log explains packets by it).
+	BeforeApply func(Result)
 	// OnSync, if set, is called after every attempt (for metrics).
 	OnSync func(Result)
 }
@@ -297,6 +301,9 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 		return nil
 	}
 	res.Changed = true
+	if s.cfg.BeforeApply != nil {
+		s.cfg.BeforeApply(res)
+	}
 	start = time.Now()
 	err = s.backend.Apply(ctx, rs)
 	res.Apply = time.Since(start)
