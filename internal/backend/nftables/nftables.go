@@ -236,8 +236,8 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	b.applied = want
 	b.last = st
 	b.log.Debug("nftables sync applied", "full", st.Full, "operations", st.Operations, "bytes", st.Bytes,
-		"elements_added", st.ElementsAdded, "elements_deleted", st.ElementsDeleted,
-		"chains_written", st.ChainsWritten, "groups_merged", st.GroupsMerged, "groups_walked", st.GroupsWalked, "duration", st.Duration)
+		"elementsAdded", st.ElementsAdded, "elementsDeleted", st.ElementsDeleted,
+		"chainsWritten", st.ChainsWritten, "groupsMerged", st.GroupsMerged, "groupsWalked", st.GroupsWalked, "duration", st.Duration)
 	return nil
 }
 
