@@ -509,3 +509,57 @@ func connBurst(l *lab.Lab, from, to *lab.Pod, total, workers int) (float64, int)
 	wg.Wait()
 	return float64(total) / time.Since(start).Seconds(), int(failures.Load())
 }
+
+// BenchmarkConnRateLogging is the cost of blocked-connection logging to
+// allowed traffic: new TCP connections per second from x/a (node-1) to x/c
+// (node-2), 100 policies selecting x/c (x/a let in by the last), with weft
+// run on both nodes without log rules (--log-blocked=false), with them (the
+// default), and with --log-allowed (each accepted connection into x/c is
+// logged too, rate-limited per source). Off and on alternate twice; each
+// reports conns/s and the ratio to the off run before it.
+func BenchmarkConnRateLogging(b *testing.B) {
+	e := needEnv(b)
+	for _, backend := range backends {
+		b.Run(backend, func(b *testing.B) {
+			c := benchCluster(b, e, backend)
+			from, to := c.pods["x/a"], c.pods["x/c"]
+			createRatePolicies(b, c, 100)
+			var off float64
+			for i, run := range []struct {
+				name string
+				args []string
+			}{{"log-off", []string{"--log-blocked=false"}}, {"log-on", nil}, {"log-off", []string{"--log-blocked=false"}}, {"log-on", nil}, {"log-allowed", []string{"--log-allowed"}}} {
+				b.Run(fmt.Sprintf("%d-%s", i+1, run.name), func(b *testing.B) {
+					for n := range c.lab.Nodes {
+						c.restartWeftOpts(b, n, lab.WeftOptions{Args: run.args})
+					}
+					c.expectText(b, `
+     x/c
+x/a   .
+x/b   X
+`, tcp80)
+					var sum float64
+					b.ResetTimer()
+					for range b.N {
+						rate, errs := connBurst(c.lab, from, to, rateConns, 8)
+						if errs > rateConns/100 {
+							b.Fatalf("%d of %d connections failed", errs, rateConns)
+						}
+						sum += rate
+					}
+					b.StopTimer()
+					rate := sum / float64(b.N)
+					if run.name == "log-off" {
+						off = rate
+					}
+					b.ReportMetric(rate, "conns/s")
+					b.ReportMetric(rate/off, "ratio-to-off")
+				})
+			}
+			for n := range c.lab.Nodes {
+				c.restartWeftOpts(b, n, lab.WeftOptions{})
+			}
+			c.deleteAllPolicies(b)
+		})
+	}
+}
