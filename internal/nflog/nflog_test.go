@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -395,5 +396,33 @@ func TestReaderCountsLosses(t *testing.T) {
 	r.logLosses(true)
 	if !strings.Contains(buf.String(), "lost=4") {
 		t.Errorf("losses not said: %s", buf.String())
+	}
+}
+
+// BenchmarkLoggerLines is weft's own cost per blocked connection written in
+// full (explain, summariser, format, write to a discarding handler): every
+// packet has another source port and destination port, so none folds.
+func BenchmarkLoggerLines(b *testing.B) {
+	for _, format := range []string{"text", "json"} {
+		b.Run(format, func(b *testing.B) {
+			h := &History{}
+			h.Add(view(time.Unix(1000, 0), xb, xc, ya))
+			var handler slog.Handler = slog.NewTextHandler(io.Discard, nil)
+			if format == "json" {
+				handler = slog.NewJSONHandler(io.Discard, nil)
+			}
+			l := &Logger{Out: slog.New(handler), JSON: format == "json", History: h, Counters: &counts{},
+				Summariser: Summariser{MaxKeys: 1}}
+			ctx := context.Background()
+			now := time.Unix(1001, 0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				p := tcpPacket("10.32.0.7", "10.32.0.11", uint16(i), uint16(i>>16), ir.Dropped, ir.Ingress)
+				p.At = now
+				l.Handle(ctx, p, now)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+		})
 	}
 }
