@@ -20,10 +20,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -229,6 +231,10 @@ func (d *driver) demo(ctx context.Context) error {
 	fmt.Fprint(d.out, indent(before.String()))
 
 	d.step("Applying the policies")
+	marks := make([]int, len(d.wefts))
+	for i, w := range d.wefts {
+		marks[i] = len(w.Log())
+	}
 	for _, p := range app.Policies() {
 		if _, err := d.lab.Client().NetworkingV1().NetworkPolicies(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create policy %s/%s: %w", p.Namespace, p.Name, err)
@@ -243,8 +249,69 @@ func (d *driver) demo(ctx context.Context) error {
 	fmt.Fprint(d.out, indent(after.String()))
 	d.step("What changed ('-' blocked now, connected before; '+' the reverse)")
 	fmt.Fprint(d.out, indent(scenarios.Changes(before, after)))
+	d.step("Why: weft's log of the blocked attempts (one line per blocked connection; repeats within 10 s become one summary line)")
+	time.Sleep(time.Second) // the last probes' lines
+	for i, w := range d.wefts {
+		for _, line := range blockedLines(w.Log()[marks[i]:]) {
+			fmt.Fprintf(d.out, "    %s: %s\n", d.lab.Nodes[i].Name, line)
+		}
+	}
+	d.step("And counted: weft_blocked_connections_total in each node's /metrics (GET http://127.0.0.1:6781/metrics inside the node)")
+	for _, n := range d.lab.Nodes {
+		lines, err := metricLines(ctx, n, "weft_blocked_connections_total")
+		if err != nil {
+			return err
+		}
+		for _, l := range lines {
+			fmt.Fprintf(d.out, "    %s: %s\n", n.Name, l)
+		}
+	}
 	d.step("Done: the policies hold as written. Tearing down.")
 	return nil
+}
+
+// blockedLines returns the messages of weft's connection lines in log
+// (text format: msg="…").
+func blockedLines(log string) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		i := strings.Index(line, `msg="`)
+		if i < 0 || !strings.Contains(line, " connection from ") {
+			continue
+		}
+		msg, err := strconv.Unquote(line[i+len("msg="):])
+		if err != nil {
+			msg = line[i+len("msg="):]
+		}
+		out = append(out, msg)
+	}
+	return out
+}
+
+// metricLines returns the samples of name in weft's /metrics on node.
+func metricLines(ctx context.Context, n *lab.Node, name string) ([]string, error) {
+	client := &http.Client{Transport: &http.Transport{DialContext: n.DialContext}, Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:6781/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("weft's /metrics on %s: %w", n.Name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, name) {
+			out = append(out, line)
+		}
+	}
+	return out, nil
 }
 
 func describe(policy string) string {
