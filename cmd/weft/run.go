@@ -117,7 +117,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		scfg.OnApplied = revokedCutter(log, m)
 	}
 	var blocked *blockedLog
-	if f.logBlocked || f.logAllowed {
+	if f.logBlocked {
 		scfg.NFLog = ir.DefaultLog
 		scfg.NFLog.Group = uint16(f.nflogGroup)
 		scfg.NFLog.Allowed = f.logAllowed
@@ -188,6 +188,9 @@ func (f *runFlags) validate() error {
 	}
 	if f.nflogGroup < 0 || f.nflogGroup > 65535 {
 		return usagef("--nflog-group %d: want 0-65535", f.nflogGroup)
+	}
+	if f.logAllowed && !f.logBlocked {
+		return usagef("--log-allowed needs the log rules that --log-blocked=false leaves out: give one or the other")
 	}
 	if f.metricsAddr != "" {
 		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {

@@ -15,6 +15,8 @@ func TestRunBadFlags(t *testing.T) {
 		{[]string{"--iptables-mode", "both"}, `--iptables-mode "both": want one of auto, nft, legacy`},
 		{[]string{"--nflog-group", "70000"}, "--nflog-group 70000: want 0-65535"},
 		{[]string{"--nflog-group", "x"}, `invalid value "x" for flag -nflog-group`},
+		{[]string{"--nflog-group", "-1"}, "--nflog-group -1: want 0-65535"},
+		{[]string{"--log-allowed", "--log-blocked=false"}, "--log-allowed needs the log rules that --log-blocked=false leaves out"},
 		{[]string{"--metrics-addr", "6781"}, `--metrics-addr "6781": want HOST:PORT or :PORT`},
 		{[]string{"--kubeconfig", "/nonexistent/kubeconfig", "--node-name", "n"}, "--kubeconfig: stat /nonexistent/kubeconfig"},
 		{[]string{"stray"}, `unexpected argument "stray"`},

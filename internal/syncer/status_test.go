@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/policy"
 )
 
@@ -190,5 +191,38 @@ func TestUnchangedSyncChecksHooks(t *testing.T) {
 	}
 	if n, _ := b.state(); n != 2 {
 		t.Fatalf("a hook that is gone did not make the unchanged ruleset applied again: %d applies", n)
+	}
+}
+
+// BeforeApply sees each changed ruleset, with its snapshot and the NFLOG
+// settings, before the backend gets it, and is not called when nothing
+// changed.
+func TestBeforeApplyPrecedesApply(t *testing.T) {
+	src := &fakeSource{snap: snapshot("web"), changes: make(chan struct{}, 1)}
+	b := &recordingBackend{}
+	var seen []Result
+	var appliedBefore []int
+	logSpec := ir.DefaultLog
+	s := New(src, b, Config{Node: "n1", NFLog: logSpec, BeforeApply: func(r Result) {
+		n, _ := b.state()
+		seen = append(seen, r)
+		appliedBefore = append(appliedBefore, n)
+	}})
+	ctx := context.Background()
+	for range 2 { // the second sync changes nothing
+		if err := s.SyncOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(seen) != 1 || appliedBefore[0] != 0 {
+		t.Fatalf("BeforeApply called %d times (want 1), the backend had applied %v rulesets before", len(seen), appliedBefore)
+	}
+	if seen[0].Snapshot == nil || seen[0].Ruleset == nil || seen[0].Ruleset.Log != logSpec {
+		t.Errorf("BeforeApply saw %+v; want the snapshot and a ruleset carrying the NFLOG settings", seen[0])
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.applied) != 1 || b.applied[0] != seen[0].Ruleset {
+		t.Error("the ruleset applied is not the one BeforeApply saw")
 	}
 }
