@@ -21,6 +21,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	gonflog "github.com/florianl/go-nflog/v2"
+
 	"github.com/weftnet/weft/internal/lab"
 )
 
@@ -158,10 +160,14 @@ func (c *cluster) waitBlocked(t testing.TB, from, to *lab.Pod, port int) {
 func sport() int { return 40000 + rand.IntN(20000) }
 
 // logPolicies: y isolates every pod's ingress; y/web-allow lets x/c reach
-// y/a on 80/TCP; z/no-egress isolates z/b's egress and allows nothing.
+// y/a on 81/TCP; z/no-egress isolates z/b's egress and allows nothing.
+//
+// The stories that count lines use port 81 for them: between stories every
+// pair is probed on 80 (expectOpen) while the last story's policies may
+// still drop, and a line alike within 10 s would be folded into a summary.
 func logPolicies() []*networkingv1.NetworkPolicy {
-	proto, port := corev1.ProtocolTCP, intstr.FromInt32(80)
-	tcp80 := []networkingv1.NetworkPolicyPort{{Protocol: &proto, Port: &port}}
+	proto, port := corev1.ProtocolTCP, intstr.FromInt32(81)
+	tcp81 := []networkingv1.NetworkPolicyPort{{Protocol: &proto, Port: &port}}
 	return []*networkingv1.NetworkPolicy{
 		netpol("y", "deny-all", networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}),
 		netpol("y", "web-allow", networkingv1.NetworkPolicySpec{
@@ -169,7 +175,7 @@ func logPolicies() []*networkingv1.NetworkPolicy {
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{
 				From:  []networkingv1.NetworkPolicyPeer{{NamespaceSelector: sel("ns", "x"), PodSelector: sel("pod", "c")}},
-				Ports: tcp80,
+				Ports: tcp81,
 			}},
 		}),
 		netpol("z", "no-egress", networkingv1.NetworkPolicySpec{
@@ -205,10 +211,10 @@ func storyBlockedLogged(t *testing.T, c *cluster) {
 	var want []attempt
 	// 1. Blocked ingress, TCP, same node (x/b and y/a on node-1).
 	sp := sport()
-	if ok, err := c.attemptTCP(xb, ya, 80, sp, 400*time.Millisecond); ok || err != nil {
-		t.Fatalf("x/b -> y/a:80: connected %v, %v; want dropped", ok, err)
+	if ok, err := c.attemptTCP(xb, ya, 81, sp, 400*time.Millisecond); ok || err != nil {
+		t.Fatalf("x/b -> y/a:81: connected %v, %v; want dropped", ok, err)
 	}
-	want = append(want, attempt{0, fmt.Sprintf(`msg="TCP connection from x/b %s:%d to y/a %s:80 blocked: ingress of y/a is isolated by deny-all, web-allow; none allows x/b on 80/TCP"`,
+	want = append(want, attempt{0, fmt.Sprintf(`msg="TCP connection from x/b %s:%d to y/a %s:81 blocked: ingress of y/a is isolated by deny-all, web-allow; none allows x/b on 81/TCP"`,
 		xb.IP(lab.IPv4), sp, ya.IP(lab.IPv4))})
 	// 2. Blocked ingress, UDP, across nodes: y/c is on node-2.
 	sp = sport()
@@ -219,15 +225,15 @@ func storyBlockedLogged(t *testing.T, c *cluster) {
 		xa.IP(lab.IPv4), sp, yc.IP(lab.IPv4))})
 	// 3. Blocked egress, TCP, across nodes: z/b (node-1) to x/c (node-2).
 	sp = sport()
-	if ok, err := c.attemptTCP(zb, xc, 80, sp, 400*time.Millisecond); ok || err != nil {
-		t.Fatalf("z/b -> x/c:80: connected %v, %v; want dropped", ok, err)
+	if ok, err := c.attemptTCP(zb, xc, 81, sp, 400*time.Millisecond); ok || err != nil {
+		t.Fatalf("z/b -> x/c:81: connected %v, %v; want dropped", ok, err)
 	}
-	want = append(want, attempt{0, fmt.Sprintf(`msg="TCP connection from z/b %s:%d to x/c %s:80 blocked: egress of z/b is isolated by no-egress; none allows x/c on 80/TCP"`,
+	want = append(want, attempt{0, fmt.Sprintf(`msg="TCP connection from z/b %s:%d to x/c %s:81 blocked: egress of z/b is isolated by no-egress; none allows x/c on 81/TCP"`,
 		zb.IP(lab.IPv4), sp, xc.IP(lab.IPv4))})
-	// 4. Allowed: x/c to y/a on 80 (across nodes), and to an unisolated pod.
+	// 4. Allowed: x/c to y/a on 81 (across nodes), and to an unisolated pod.
 	for _, to := range []*lab.Pod{ya, c.pods["x/b"]} {
-		if ok, err := c.attemptTCP(xc, to, 80, sport(), 2*time.Second); !ok || err != nil {
-			t.Fatalf("x/c -> %s:80: connected %v, %v; want allowed", to.ID(), ok, err)
+		if ok, err := c.attemptTCP(xc, to, 81, sport(), 2*time.Second); !ok || err != nil {
+			t.Fatalf("x/c -> %s:81: connected %v, %v; want allowed", to.ID(), ok, err)
 		}
 	}
 	time.Sleep(1500 * time.Millisecond)
@@ -281,12 +287,12 @@ func storyLogAllowedJSON(t *testing.T, c *cluster) {
 	marks := c.logMarks()
 	// x/c is on node-2; y/a on node-1, where the ingress is decided.
 	sp := sport()
-	if ok, err := c.attemptTCP(c.pods["x/c"], ya, 80, sp, 2*time.Second); !ok || err != nil {
-		t.Fatalf("x/c -> y/a:80: connected %v, %v; want allowed", ok, err)
+	if ok, err := c.attemptTCP(c.pods["x/c"], ya, 81, sp, 2*time.Second); !ok || err != nil {
+		t.Fatalf("x/c -> y/a:81: connected %v, %v; want allowed", ok, err)
 	}
 	sp2 := sport()
-	if ok, err := c.attemptTCP(xb, ya, 80, sp2, 400*time.Millisecond); ok || err != nil {
-		t.Fatalf("x/b -> y/a:80: connected %v, %v; want dropped", ok, err)
+	if ok, err := c.attemptTCP(xb, ya, 81, sp2, 400*time.Millisecond); ok || err != nil {
+		t.Fatalf("x/b -> y/a:81: connected %v, %v; want dropped", ok, err)
 	}
 	time.Sleep(1500 * time.Millisecond)
 	lines := c.logSince(0, marks)
@@ -304,7 +310,7 @@ func storyLogAllowedJSON(t *testing.T, c *cluster) {
 		return found[0]
 	}
 	allowed := find(fmt.Sprintf(`"srcPort":%d`, sp))
-	for _, kv := range []string{`"verdict":"allowed"`, `"srcPod":"x/c"`, `"dstPod":"y/a"`, `"dstPort":80`, `"direction":"ingress"`,
+	for _, kv := range []string{`"verdict":"allowed"`, `"srcPod":"x/c"`, `"dstPod":"y/a"`, `"dstPort":81`, `"direction":"ingress"`,
 		`"allowedBy":["web-allow ingress[0]"]`, `"policies":["deny-all","web-allow"]`} {
 		if allowed != "" && !strings.Contains(allowed, kv) {
 			t.Errorf("allowed line lacks %s:\n%s", kv, allowed)
@@ -312,7 +318,7 @@ func storyLogAllowedJSON(t *testing.T, c *cluster) {
 	}
 	blocked := find(fmt.Sprintf(`"srcPort":%d`, sp2))
 	for _, kv := range []string{`"verdict":"blocked"`, `"srcIP":"` + xb.IP(lab.IPv4).String() + `"`, `"srcPod":"x/b"`, `"dstIP":"` + ya.IP(lab.IPv4).String() + `"`,
-		`"dstPod":"y/a"`, `"protocol":"TCP"`, `"reason":"ingress of y/a is isolated by deny-all, web-allow; none allows x/b on 80/TCP"`} {
+		`"dstPod":"y/a"`, `"protocol":"TCP"`, `"reason":"ingress of y/a is isolated by deny-all, web-allow; none allows x/b on 81/TCP"`} {
 		if blocked != "" && !strings.Contains(blocked, kv) {
 			t.Errorf("blocked line lacks %s:\n%s", kv, blocked)
 		}
@@ -428,7 +434,7 @@ func (c *cluster) enforceLatency(t testing.TB) time.Duration {
 	return took
 }
 
-// storySYNFlood: 10,000 blocked SYNs from one pod (x/b to y/b:80). The kernel passes weft
+// storySYNFlood: 10,000 blocked SYNs from one pod (x/b to y/b:81). The kernel passes weft
 // what its per-source limit allows; weft writes one line and, when the
 // window ends, one summary line for them, while another pod's blocked
 // attempt during the flood still gets its own line. weft's CPU time and the
@@ -457,7 +463,7 @@ func storySYNFlood(t *testing.T, c *cluster) {
 	go func() {
 		defer wg.Done()
 		start := time.Now()
-		floodErr = c.synFlood(xb, yb, 80, syns)
+		floodErr = c.synFlood(xb, yb, 81, syns)
 		floodTook = time.Since(start)
 	}()
 	time.Sleep(50 * time.Millisecond)
@@ -507,4 +513,58 @@ func storySYNFlood(t *testing.T, c *cluster) {
 	t.Logf("%d SYNs in %v (%.0f/s); the kernel passed weft %d of them (per-source limit); weft wrote %d lines for them (1 + a summary of %d more); all blocked attempts counted meanwhile %v; weft's CPU during the flood %.2f s; enforcement latency %v without the flood, %v during it",
 		syns, floodTook.Round(time.Millisecond), float64(syns)/floodTook.Seconds(), 1+more, full+summaries, more, blockedAfter-blockedBefore,
 		cpuAfter-cpuBefore, quiet.Round(time.Millisecond), during.Round(time.Millisecond))
+}
+
+// storyNFLogGroupTaken: another process holds NFLOG group 86 on node-1 when
+// weft starts there. weft says so, naming the group and the fix, exports
+// weft_nflog_reading 0, stays ready and enforces all the same: blocked
+// traffic stays blocked. (It binds again every 30 s; the reader's kernel test
+// covers the refusal itself.)
+func storyNFLogGroupTaken(t *testing.T, c *cluster) {
+	node := c.lab.Nodes[0]
+	var holder *gonflog.Nflog
+	hctx, release := context.WithCancel(context.Background())
+	defer release()
+	err := c.lab.Do(node, func() error {
+		var err error
+		holder, err = gonflog.Open(&gonflog.Config{Group: 86, Copymode: gonflog.CopyMeta})
+		if err != nil {
+			return err
+		}
+		return holder.RegisterWithErrorFunc(hctx, func(gonflog.Attribute) int { return 0 }, func(error) int { return 1 })
+	})
+	if err != nil {
+		t.Fatalf("hold NFLOG group 86 in %s: %v", node.Name, err)
+	}
+	defer holder.Close()
+	c.restartWeftOpts(t, 0, lab.WeftOptions{})
+	defer c.restartWeftOpts(t, 0, lab.WeftOptions{})
+	deadline := time.Now().Add(waitFor)
+	for !strings.Contains(c.wefts[0].Log(), "NFLOG group 86 is bound by another process") {
+		if time.Now().After(deadline) {
+			t.Fatalf("weft on %s did not say the group is taken:\n%s", node.Name, tailLines(c.wefts[0].Log(), 20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(c.wefts[0].Log(), "--nflog-group") {
+		t.Errorf("the message does not name the fix:\n%s", tailLines(c.wefts[0].Log(), 20))
+	}
+	m, err := scrapeMetrics(node, "weft_nflog_reading")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := m["weft_nflog_reading"]; !ok || v != 0 {
+		t.Errorf("weft_nflog_reading = %v (present %v), want 0", v, ok)
+	}
+	if code, body := readyz(node); code != http.StatusOK {
+		t.Errorf("/readyz %d %s: logging is not enforcement, weft is ready", code, body)
+	}
+	// Enforcement goes on: y/a (node-1) is isolated and x/b's attempts stay blocked.
+	c.create(t, logPolicies()[0])
+	c.waitBlocked(t, c.pods["x/b"], c.pods["y/a"], 81)
+	for range 5 {
+		if ok, err := c.attemptTCP(c.pods["x/b"], c.pods["y/a"], 81, 0, 300*time.Millisecond); ok || err != nil {
+			t.Fatalf("x/b -> y/a:81 while the group is taken: connected %v, %v; want dropped", ok, err)
+		}
+	}
 }

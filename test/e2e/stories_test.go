@@ -107,6 +107,7 @@ func stories() []story {
 		{"blocked-connections-logged-and-counted", storyBlockedLogged},
 		{"log-allowed-and-json", storyLogAllowedJSON},
 		{"syn-flood-summarised", storySYNFlood},
+		{"nflog-group-taken-still-enforcing", storyNFLogGroupTaken},
 	}
 }
 
