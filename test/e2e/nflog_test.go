@@ -345,10 +345,17 @@ func storyLogAllowedJSON(t *testing.T, c *cluster) {
 // backend and binary).
 func (c *cluster) restartWeftOpts(t testing.TB, i int, o lab.WeftOptions) {
 	t.Helper()
+	c.restartWeftOptsWhile(t, i, o, func() {})
+}
+
+// restartWeftOptsWhile is restartWeftOpts running while while weft is down.
+func (c *cluster) restartWeftOptsWhile(t testing.TB, i int, o lab.WeftOptions, while func()) {
+	t.Helper()
 	node := c.lab.Nodes[i]
 	if err := c.lab.StopWeft(c.wefts[i]); err != nil {
 		t.Fatalf("stop weft on %s: %v", node.Name, err)
 	}
+	while()
 	o.Binary, o.Backend = c.env.weft, c.backend
 	w, err := c.lab.StartWeft(context.Background(), node, o)
 	if err != nil {
@@ -525,20 +532,24 @@ func storyNFLogGroupTaken(t *testing.T, c *cluster) {
 	var holder *gonflog.Nflog
 	hctx, release := context.WithCancel(context.Background())
 	defer release()
-	err := c.lab.Do(node, func() error {
-		var err error
-		holder, err = gonflog.Open(&gonflog.Config{Group: 86, Copymode: gonflog.CopyMeta})
+	c.restartWeftOptsWhile(t, 0, lab.WeftOptions{}, func() {
+		err := c.lab.Do(node, func() error {
+			var err error
+			holder, err = gonflog.Open(&gonflog.Config{Group: 86, Copymode: gonflog.CopyMeta})
+			if err != nil {
+				return err
+			}
+			return holder.RegisterWithErrorFunc(hctx, func(gonflog.Attribute) int { return 0 }, func(error) int { return 1 })
+		})
 		if err != nil {
-			return err
+			t.Fatalf("hold NFLOG group 86 in %s while weft is stopped: %v", node.Name, err)
 		}
-		return holder.RegisterWithErrorFunc(hctx, func(gonflog.Attribute) int { return 0 }, func(error) int { return 1 })
 	})
-	if err != nil {
-		t.Fatalf("hold NFLOG group 86 in %s: %v", node.Name, err)
-	}
-	defer holder.Close()
-	c.restartWeftOpts(t, 0, lab.WeftOptions{})
-	defer c.restartWeftOpts(t, 0, lab.WeftOptions{})
+	defer func() {
+		release()
+		holder.Close()
+		c.restartWeftOpts(t, 0, lab.WeftOptions{})
+	}()
 	deadline := time.Now().Add(waitFor)
 	for !strings.Contains(c.wefts[0].Log(), "NFLOG group 86 is bound by another process") {
 		if time.Now().After(deadline) {
