@@ -5,15 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -511,30 +508,12 @@ func (k *kdRun) waitSettled() {
 // kdSyncs reads weft_syncs_total, every result, from weft on node (at the
 // default --metrics-addr, which startCluster keeps).
 func kdSyncs(n *lab.Node) (float64, error) {
-	client := &http.Client{Transport: &http.Transport{DialContext: n.DialContext}, Timeout: 2 * time.Second}
-	defer client.CloseIdleConnections()
-	resp, err := client.Get("http://127.0.0.1:6781/metrics")
+	m, err := scrapeMetrics(n, "weft_syncs_total")
 	if err != nil {
 		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
 	var sum float64
-	for _, line := range strings.Split(string(body), "\n") {
-		if !strings.HasPrefix(line, "weft_syncs_total") {
-			continue
-		}
-		fields := strings.Fields(line)
-		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-		if err != nil {
-			return 0, fmt.Errorf("metrics line %q: %w", line, err)
-		}
+	for _, v := range m {
 		sum += v
 	}
 	return sum, nil

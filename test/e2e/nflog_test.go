@@ -342,7 +342,7 @@ func storyLogAllowedJSON(t *testing.T, c *cluster) {
 }
 
 // restartWeftOpts restarts weft on node i with more options (the cluster's
-// backend and binary).
+// binary, and its backend unless o names one).
 func (c *cluster) restartWeftOpts(t testing.TB, i int, o lab.WeftOptions) {
 	t.Helper()
 	c.restartWeftOptsWhile(t, i, o, func() {})
@@ -356,7 +356,10 @@ func (c *cluster) restartWeftOptsWhile(t testing.TB, i int, o lab.WeftOptions, w
 		t.Fatalf("stop weft on %s: %v", node.Name, err)
 	}
 	while()
-	o.Binary, o.Backend = c.env.weft, c.backend
+	o.Binary = c.env.weft
+	if o.Backend == "" {
+		o.Backend = c.backend
+	}
 	w, err := c.lab.StartWeft(context.Background(), node, o)
 	if err != nil {
 		t.Fatal(err)

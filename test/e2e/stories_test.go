@@ -592,21 +592,7 @@ func (c *cluster) restartWeft(t testing.TB, i int, while func()) {
 // restartWeftWith is restartWeft with a backend of choice.
 func (c *cluster) restartWeftWith(t testing.TB, i int, backend string, while func()) {
 	t.Helper()
-	node := c.lab.Nodes[i]
-	if err := c.lab.StopWeft(c.wefts[i]); err != nil {
-		t.Fatalf("stop weft on %s: %v", node.Name, err)
-	}
-	while()
-	w, err := c.lab.StartWeft(context.Background(), node, lab.WeftOptions{Binary: c.env.weft, Backend: backend})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.wefts[i] = w
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.lab.WaitWeftReady(ctx, node, w); err != nil {
-		t.Fatalf("restarted weft on %s: %v", node.Name, err)
-	}
+	c.restartWeftOptsWhile(t, i, lab.WeftOptions{Backend: backend}, while)
 }
 
 // The demo's story: a three-tier application, open, then with the talk's

@@ -3,83 +3,13 @@ package iptables
 import (
 	"context"
 	"net/netip"
-	"slices"
-	"sync"
 	"testing"
-	"time"
 
-	gonflog "github.com/florianl/go-nflog/v2"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/weftnet/weft/internal/ir"
+	"github.com/weftnet/weft/internal/nflog/nflogtest"
 )
-
-// nflogMessage is what a test reads from an NFLOG group: the prefix and the
-// addresses of the copied packet's IP header.
-type nflogMessage struct {
-	prefix   string
-	src, dst netip.Addr
-	length   int
-}
-
-// nflogListen reads NFLOG group group in the test's network namespace until
-// the test ends; messages returns what arrived so far.
-func nflogListen(t *testing.T, group uint16) (messages func() []nflogMessage) {
-	t.Helper()
-	nf, err := gonflog.Open(&gonflog.Config{Group: group, Copymode: gonflog.CopyPacket, Bufsize: 0xffff})
-	if err != nil {
-		t.Fatalf("open NFLOG group %d: %v", group, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() {
-		cancel()
-		nf.Close()
-	})
-	var mu sync.Mutex
-	var got []nflogMessage
-	err = nf.RegisterWithErrorFunc(ctx, func(a gonflog.Attribute) int {
-		m := nflogMessage{}
-		if a.Prefix != nil {
-			m.prefix = *a.Prefix
-		}
-		if a.Payload != nil {
-			p := *a.Payload
-			m.length = len(p)
-			switch {
-			case len(p) >= 20 && p[0]>>4 == 4:
-				m.src, _ = netip.AddrFromSlice(p[12:16])
-				m.dst, _ = netip.AddrFromSlice(p[16:20])
-			case len(p) >= 40 && p[0]>>4 == 6:
-				m.src, _ = netip.AddrFromSlice(p[8:24])
-				m.dst, _ = netip.AddrFromSlice(p[24:40])
-			}
-		}
-		mu.Lock()
-		got = append(got, m)
-		mu.Unlock()
-		return 0
-	}, func(err error) int { return 0 })
-	if err != nil {
-		t.Fatalf("read NFLOG group %d: %v", group, err)
-	}
-	return func() []nflogMessage {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
-	}
-}
-
-// waitLogged waits up to 2 s for a message with prefix from src to dst.
-func waitLogged(messages func() []nflogMessage, prefix string, src, dst netip.Addr) (nflogMessage, bool) {
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for _, m := range messages() {
-			if m.prefix == prefix && m.src == src && m.dst == dst {
-				return m, true
-			}
-		}
-	}
-	return nflogMessage{}, false
-}
 
 func TestKernelLogNFT(t *testing.T)    { inNamespace(t, ModeNFT, testKernelLog) }
 func TestKernelLogLegacy(t *testing.T) { inNamespace(t, ModeLegacy, testKernelLog) }
@@ -125,7 +55,7 @@ func testKernelLog(t *testing.T, mode Mode) {
 			}
 		}
 	}
-	messages := nflogListen(t, l.Group)
+	nfl := nflogtest.Listen(t, l.Group)
 
 	for _, tc := range []struct {
 		name     string
@@ -143,16 +73,16 @@ func testKernelLog(t *testing.T, mode Mode) {
 		if got := connect(t, pods[tc.from], tc.dst, tc.port); got != tc.passes {
 			t.Errorf("%s: passed=%v, want %v", tc.name, got, tc.passes)
 		}
-		m, found := waitLogged(messages, tc.prefix, tc.src, tc.dst)
+		m, found := nfl.Wait(tc.prefix, tc.src, tc.dst)
 		if !found {
-			t.Errorf("%s: no NFLOG message %q %s -> %s; got %+v", tc.name, tc.prefix, tc.src, tc.dst, messages())
+			t.Errorf("%s: no NFLOG message %q %s -> %s; got %+v", tc.name, tc.prefix, tc.src, tc.dst, nfl.Messages())
 			continue
 		}
-		if m.length == 0 || m.length > int(l.SnapLen) {
-			t.Errorf("%s: %d bytes of the packet copied, want 1 to %d", tc.name, m.length, l.SnapLen)
+		if m.Length == 0 || m.Length > int(l.SnapLen) {
+			t.Errorf("%s: %d bytes of the packet copied, want 1 to %d", tc.name, m.Length, l.SnapLen)
 		}
 	}
-	t.Logf("%d NFLOG messages", len(messages()))
+	t.Logf("%d NFLOG messages", len(nfl.Messages()))
 
 	if err := b.Cleanup(context.Background()); err != nil {
 		t.Fatal(err)

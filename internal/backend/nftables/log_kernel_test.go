@@ -4,85 +4,14 @@ import (
 	"context"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	gonflog "github.com/florianl/go-nflog/v2"
 
 	"github.com/weftnet/weft/internal/compile"
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/netnstest"
+	"github.com/weftnet/weft/internal/nflog/nflogtest"
 )
-
-// nflogMessage is what a test reads from an NFLOG group: the prefix and the
-// addresses of the copied packet's IP header.
-type nflogMessage struct {
-	prefix   string
-	src, dst netip.Addr
-	length   int
-}
-
-// nflogListen reads NFLOG group group in the test's network namespace until
-// the test ends; messages returns what arrived so far.
-func nflogListen(t *testing.T, group uint16) (messages func() []nflogMessage) {
-	t.Helper()
-	nf, err := gonflog.Open(&gonflog.Config{Group: group, Copymode: gonflog.CopyPacket, Bufsize: 0xffff})
-	if err != nil {
-		t.Fatalf("open NFLOG group %d: %v", group, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() {
-		cancel()
-		nf.Close()
-	})
-	var mu sync.Mutex
-	var got []nflogMessage
-	err = nf.RegisterWithErrorFunc(ctx, func(a gonflog.Attribute) int {
-		m := nflogMessage{}
-		if a.Prefix != nil {
-			m.prefix = *a.Prefix
-		}
-		if a.Payload != nil {
-			p := *a.Payload
-			m.length = len(p)
-			switch {
-			case len(p) >= 20 && p[0]>>4 == 4:
-				m.src, _ = netip.AddrFromSlice(p[12:16])
-				m.dst, _ = netip.AddrFromSlice(p[16:20])
-			case len(p) >= 40 && p[0]>>4 == 6:
-				m.src, _ = netip.AddrFromSlice(p[8:24])
-				m.dst, _ = netip.AddrFromSlice(p[24:40])
-			}
-		}
-		mu.Lock()
-		got = append(got, m)
-		mu.Unlock()
-		return 0
-	}, func(err error) int { return 0 })
-	if err != nil {
-		t.Fatalf("read NFLOG group %d: %v", group, err)
-	}
-	return func() []nflogMessage {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
-	}
-}
-
-// waitLogged waits up to 2 s for a message with prefix from src to dst.
-func waitLogged(messages func() []nflogMessage, prefix string, src, dst netip.Addr) (nflogMessage, bool) {
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for _, m := range messages() {
-			if m.prefix == prefix && m.src == src && m.dst == dst {
-				return m, true
-			}
-		}
-	}
-	return nflogMessage{}, false
-}
 
 // TestKernelLog applies a ruleset with ir.DefaultLog (and Allowed) and
 // checks that nft takes it, that the kernel holds what was rendered, and
@@ -118,7 +47,7 @@ func TestKernelLog(t *testing.T) {
 		t.Fatalf("Apply with logging: %v", err)
 	}
 	kernelMatches(t, rs)
-	messages := nflogListen(t, l.Group)
+	nfl := nflogtest.Listen(t, l.Group)
 
 	for _, tc := range []struct {
 		name     string
@@ -140,13 +69,13 @@ func TestKernelLog(t *testing.T) {
 		if ok != tc.connects {
 			t.Errorf("%s: connected=%v, want %v", tc.name, ok, tc.connects)
 		}
-		m, found := waitLogged(messages, tc.prefix, tc.src, tc.dst.Addr())
+		m, found := nfl.Wait(tc.prefix, tc.src, tc.dst.Addr())
 		if !found {
-			t.Errorf("%s: no NFLOG message %q %s -> %s; got %+v", tc.name, tc.prefix, tc.src, tc.dst.Addr(), messages())
+			t.Errorf("%s: no NFLOG message %q %s -> %s; got %+v", tc.name, tc.prefix, tc.src, tc.dst.Addr(), nfl.Messages())
 			continue
 		}
-		if m.length == 0 || m.length > int(l.SnapLen) {
-			t.Errorf("%s: %d bytes of the packet copied, want 1 to %d", tc.name, m.length, l.SnapLen)
+		if m.Length == 0 || m.Length > int(l.SnapLen) {
+			t.Errorf("%s: %d bytes of the packet copied, want 1 to %d", tc.name, m.Length, l.SnapLen)
 		}
 	}
 	// The source of the drops has its element, with its limit, in the
@@ -154,12 +83,12 @@ func TestKernelLog(t *testing.T) {
 	if out := nftCmd(t, "list", "set", "inet", tableName, logSetName(ir.Dropped, ir.Ingress, ir.IPv4)); !strings.Contains(out, c.v4.String()) {
 		t.Errorf("log-drop-in4 does not hold %s:\n%s", c.v4, out)
 	}
-	for _, m := range messages() {
-		if _, _, ok := ir.ParseLogPrefix(m.prefix); !ok {
-			t.Errorf("message with prefix %q, which ir.ParseLogPrefix does not read", m.prefix)
+	for _, m := range nfl.Messages() {
+		if _, _, ok := ir.ParseLogPrefix(m.Prefix); !ok {
+			t.Errorf("message with prefix %q, which ir.ParseLogPrefix does not read", m.Prefix)
 		}
 	}
-	t.Logf("%d NFLOG messages", len(messages()))
+	t.Logf("%d NFLOG messages", len(nfl.Messages()))
 
 	if err := be.Cleanup(context.Background()); err != nil {
 		t.Fatal(err)
