@@ -43,6 +43,10 @@ type Check struct {
 	// known pod holds (a pod weft does not know yet, or a released address);
 	// it is denied in both directions until its pod is known.
 	Unknown bool
+	// Tier is the stage that decided (TierDefault: none did, so allowed)
+	// and Action what it did (Next when none decided).
+	Tier    Tier
+	Action  Action
 	Allowed bool
 }
 
@@ -80,6 +84,9 @@ type Evaluator struct {
 	// known pod holds are denied, both ways. Empty: such addresses are no
 	// pod, and no policy applies to them.
 	PodRanges []netip.Prefix
+	// Stages is the pipeline each direction runs through, in order (nil:
+	// DefaultStages, NetworkPolicy alone).
+	Stages []Stage
 }
 
 // Decide answers whether the flow is allowed and why.
@@ -141,10 +148,10 @@ func (e *Evaluator) IsUnknown(addr netip.Addr) bool {
 	return false
 }
 
-// check evaluates the policies of pod, at address addr, for direction dir;
+// check runs the pipeline for pod, at address addr, in direction dir;
 // peerIP/peerPod is the other end of the flow.
 func (e *Evaluator) check(dir Direction, pod *Pod, addr, peerIP netip.Addr, peerPod *Pod, f Flow) Check {
-	c := Check{Direction: dir, Pod: pod, Allowed: true}
+	c := Check{Direction: dir, Pod: pod, Allowed: true, Tier: TierDefault}
 	if e.IsUnknown(addr) {
 		c.Unknown, c.Enforced, c.Allowed = true, true, false
 		return c
@@ -154,22 +161,23 @@ func (e *Evaluator) check(dir Direction, pod *Pod, addr, peerIP netip.Addr, peer
 	}
 	c.Enforced = IsLocal(pod, e.Node)
 	// Named ports resolve on the destination pod.
-	dstPod := pod
+	s := &Subject{Direction: dir, Pod: pod, Addr: addr, PeerIP: peerIP, PeerPod: peerPod, PortPod: pod, Flow: f}
 	if dir == Egress {
-		dstPod = peerPod
+		s.PortPod = peerPod
 	}
-	for _, pol := range e.Snapshot.PoliciesIn(pod.Namespace) {
-		if !pol.Isolates[dir] || !pol.Selects(pod) {
-			continue
-		}
-		c.IsolatedBy = append(c.IsolatedBy, pol.PolicyRef)
-		for i := range pol.Rules[dir] {
-			if e.ruleMatches(pol, &pol.Rules[dir][i], peerIP, peerPod, dstPod, f) {
-				c.AllowedBy = append(c.AllowedBy, RuleRef{Policy: pol.PolicyRef, Direction: dir, Index: i})
-			}
+	stages := e.Stages
+	if stages == nil {
+		stages = DefaultStages()
+	}
+	// Every stage up to the deciding one runs, also for a pod this node
+	// does not enforce (a remote pod), so that explanations name them.
+	for _, st := range stages {
+		if a := st.Evaluate(e, s, &c); a != Next {
+			c.Tier, c.Action = st.Tier(), a
+			break
 		}
 	}
-	c.Allowed = !c.Enforced || len(c.IsolatedBy) == 0 || len(c.AllowedBy) > 0
+	c.Allowed = !c.Enforced || c.Action != Deny
 	return c
 }
 
