@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/weftnet/weft/internal/ipproto"
 )
 
 // Protocol is an IP protocol number.
@@ -50,8 +52,9 @@ func ParseProtocol(s string) (Protocol, error) {
 	return 0, fmt.Errorf("unknown protocol %q (want TCP, UDP or SCTP)", s)
 }
 
-// HasPorts reports whether the protocol carries port numbers.
-func (p Protocol) HasPorts() bool { return p == TCP || p == UDP || p == SCTP }
+// HasPorts reports whether the protocol carries port numbers (ipproto's
+// table, which the ir and the backends read too).
+func (p Protocol) HasPorts() bool { return ipproto.HasPorts(uint8(p)) }
 
 // Direction is the side of a connection a policy rule controls.
 type Direction uint8
