@@ -45,9 +45,12 @@ type Check struct {
 	Unknown bool
 	// Tier is the stage that decided (TierDefault: none did, so allowed)
 	// and Action what it did (Next when none decided).
-	Tier    Tier
-	Action  Action
-	Allowed bool
+	Tier   Tier
+	Action Action
+	// ClusterRule is the ClusterNetworkPolicy rule that decided, or that
+	// passed (a Pass in the Admin tier, when a later stage decided).
+	ClusterRule *ClusterRuleRef
+	Allowed     bool
 }
 
 // Decision is the evaluator's answer for one flow.

@@ -92,6 +92,8 @@ type Node struct {
 	PodCIDRs []netip.Prefix
 	// Addrs are the node's own addresses (status.addresses of IP types).
 	Addrs []netip.Addr
+	// Labels are the Node object's labels (ClusterNetworkPolicy nodes peers).
+	Labels labels.Set
 }
 
 // Pod is a Kubernetes pod as policy sees it.
@@ -223,10 +225,16 @@ type Port struct {
 // FieldError is a part of a policy weft cannot understand.
 type FieldError struct {
 	Policy PolicyRef
-	Field  string
-	Msg    string
+	// Kind is "clusternetworkpolicy" for a cluster policy (Policy then has
+	// no namespace); "" means a NetworkPolicy.
+	Kind  string
+	Field string
+	Msg   string
 }
 
 func (e FieldError) Error() string {
+	if e.Kind != "" {
+		return fmt.Sprintf("%s %s: %s: %s", e.Kind, e.Policy.Name, e.Field, e.Msg)
+	}
 	return fmt.Sprintf("networkpolicy %s: %s: %s", e.Policy, e.Field, e.Msg)
 }

@@ -27,7 +27,7 @@ func NamespaceFromAPI(ns *corev1.Namespace) *Namespace {
 // NodeFromAPI normalises a Node: its pod ranges (spec.podCIDRs, or
 // spec.podCIDR) and its IP addresses. Unparsable values are skipped.
 func NodeFromAPI(n *corev1.Node) *Node {
-	out := &Node{Name: n.Name}
+	out := &Node{Name: n.Name, Labels: labels.Set(copyMap(n.Labels))}
 	cidrs := n.Spec.PodCIDRs
 	if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
 		cidrs = []string{n.Spec.PodCIDR}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -26,6 +27,9 @@ type Snapshot struct {
 	Policies []*Policy
 	// Nodes by name, when known (the API's Node objects; files have none).
 	Nodes map[string]*Node
+	// ClusterPolicies are the ClusterNetworkPolicies, in evaluation order:
+	// Admin before Baseline, by priority, then by name.
+	ClusterPolicies []*ClusterPolicy
 	// CNIGeneration counts what the CNI hook had reported when the snapshot
 	// was taken (0 without the hook).
 	CNIGeneration uint64
@@ -193,6 +197,62 @@ func (s *Snapshot) Errors() []FieldError {
 	var out []FieldError
 	for _, p := range s.Policies {
 		out = append(out, p.Errors...)
+	}
+	for _, p := range s.ClusterPolicies {
+		out = append(out, p.Errors...)
+	}
+	return out
+}
+
+// AddClusterPolicies adds normalised ClusterNetworkPolicies and orders all
+// of them for evaluation.
+func (s *Snapshot) AddClusterPolicies(ps ...*ClusterPolicy) {
+	s.ClusterPolicies = append(s.ClusterPolicies, ps...)
+	slices.SortFunc(s.ClusterPolicies, func(a, b *ClusterPolicy) int {
+		if a.Tier != b.Tier {
+			return int(a.Tier) - int(b.Tier)
+		}
+		if a.Priority != b.Priority {
+			return int(a.Priority) - int(b.Priority)
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+}
+
+// ClusterPoliciesIn returns the cluster policies of tier in evaluation order.
+func (s *Snapshot) ClusterPoliciesIn(tier Tier) []*ClusterPolicy {
+	lo := slices.IndexFunc(s.ClusterPolicies, func(p *ClusterPolicy) bool { return p.Tier == tier })
+	if lo < 0 {
+		return nil
+	}
+	hi := lo
+	for hi < len(s.ClusterPolicies) && s.ClusterPolicies[hi].Tier == tier {
+		hi++
+	}
+	return s.ClusterPolicies[lo:hi]
+}
+
+// PriorityTies returns the pairs of cluster policies of one tier with the
+// same priority. The API leaves their order to the implementation; weft
+// orders them by name and warns, naming both.
+func (s *Snapshot) PriorityTies() [][2]string {
+	var out [][2]string
+	for i := 1; i < len(s.ClusterPolicies); i++ {
+		a, b := s.ClusterPolicies[i-1], s.ClusterPolicies[i]
+		if a.Tier == b.Tier && a.Priority == b.Priority {
+			out = append(out, [2]string{a.Name, b.Name})
+		}
+	}
+	return out
+}
+
+// NodesWithAddress returns the nodes whose Node object has addr.
+func (s *Snapshot) NodesWithAddress(addr netip.Addr) []*Node {
+	var out []*Node
+	for _, name := range s.nodesByAddr[addr] {
+		if n := s.Nodes[name]; n != nil && slices.Contains(n.Addrs, addr) {
+			out = append(out, n)
+		}
 	}
 	return out
 }

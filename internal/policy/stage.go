@@ -103,5 +103,8 @@ func (networkPolicyStage) Evaluate(e *Evaluator, s *Subject, c *Check) Action {
 	return Deny
 }
 
-// DefaultStages is the pipeline of NetworkPolicy alone.
-func DefaultStages() []Stage { return []Stage{networkPolicyStage{}} }
+// DefaultStages is the pipeline of Kubernetes: ClusterNetworkPolicy's Admin
+// tier, NetworkPolicy, ClusterNetworkPolicy's Baseline tier.
+func DefaultStages() []Stage {
+	return []Stage{clusterStage{TierAdmin}, networkPolicyStage{}, clusterStage{TierBaseline}}
+}
