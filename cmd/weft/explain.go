@@ -17,7 +17,7 @@ import (
 func explainCommand(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("explain", stderr)
 	var files stringList
-	fs.Var(&files, "files", "manifest files or folders (YAML/JSON: Namespaces, Pods with status.podIPs, NetworkPolicies); repeat or list after the flag")
+	fs.Var(&files, "files", "manifest files or folders (YAML/JSON: Namespaces, Pods with status.podIPs, NetworkPolicies, ClusterNetworkPolicies); repeat or list after the flag")
 	from := fs.String("from", "", "source: namespace/pod or an IP address")
 	to := fs.String("to", "", "destination: namespace/pod or an IP address")
 	port := fs.String("port", "", "destination port and protocol: PORT[/TCP|UDP|SCTP] (default protocol TCP)")
@@ -54,6 +54,9 @@ func explainCommand(args []string, stdout, stderr io.Writer) (int, error) {
 		return 0, usageError{err}
 	}
 	snap := policy.NewSnapshot(objs.Namespaces, objs.Pods, objs.Policies)
+	for _, c := range objs.ClusterPolicies {
+		snap.AddClusterPolicies(policy.ClusterPolicyFromAPI(c))
+	}
 	src, dst, err := resolveEndpoints(snap, *from, *to)
 	if err != nil {
 		return 0, err

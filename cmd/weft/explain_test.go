@@ -35,6 +35,10 @@ func TestExplain(t *testing.T) {
 		{"data tier open to middle", []string{"explain", "--files=" + tier, "--from=shop/middle", "--to=shop/data", "--port=5432"}, exitOK, []string{"ALLOWED"}},
 		{"unpoliced pod", []string{"explain", "--files", tier, "--from", "shop/data", "--to", "outside/client", "--port", "22"}, exitOK,
 			[]string{"ingress of outside/client: allowed (not isolated: no policy selects it for ingress)"}},
+		{"an Admin Deny beats the NetworkPolicy that lets everyone into presentation", []string{"explain", "--files", tier, "testdata/admin-deny-outside.yaml", "--from", "outside/client", "--to", "shop/presentation", "--port", "80"}, exitBlocked,
+			[]string{"ingress of shop/presentation: BLOCKED (Admin tier: clusternetworkpolicy deny-outside spec.ingress[0] denies it)"}},
+		{"the Admin Deny leaves other sources to NetworkPolicy", []string{"explain", "--files", tier, "testdata/admin-deny-outside.yaml", "--from", "10.1.2.3", "--to", "shop/presentation", "--port", "80"}, exitOK,
+			[]string{"ALLOWED"}},
 		{"broken policy fails closed and says why", []string{"explain", "--files", "testdata/broken-policy.yaml", "--from", "x/b", "--to", "x/a", "--port", "80"}, exitBlocked,
 			[]string{"isolated by x/bad-cidr", `warning: networkpolicy x/bad-cidr: spec.ingress[0].from[0].ipBlock.cidr: invalid CIDR "10.32.0.0/33"`}},
 	}

@@ -40,7 +40,21 @@ type Side struct {
 	AllowedBy  []Rule   `json:"allowedBy"`
 	FromNode   bool     `json:"fromNode,omitempty"`
 	Unknown    bool     `json:"unknown,omitempty"`
-	Reason     string   `json:"reason"`
+	// Tier is the stage that decided: "Admin", "NetworkPolicy", "Baseline"
+	// or "default" (none did: allowed).
+	Tier string `json:"tier"`
+	// ClusterRule is the ClusterNetworkPolicy rule that decided (or passed).
+	ClusterRule *ClusterRule `json:"clusterRule,omitempty"`
+	Reason      string       `json:"reason"`
+}
+
+// ClusterRule names a ClusterNetworkPolicy rule and what it did.
+type ClusterRule struct {
+	Policy string `json:"policy"`
+	Tier   string `json:"tier"`
+	Field  string `json:"field"` // e.g. spec.ingress[0]
+	Name   string `json:"name,omitempty"`
+	Action string `json:"action"` // Accept, Deny or Pass
 }
 
 // Rule names a policy rule.
@@ -104,8 +118,20 @@ func side(c policy.Check) Side {
 	for _, rr := range c.AllowedBy {
 		s.AllowedBy = append(s.AllowedBy, Rule{Policy: rr.Policy.String(), Field: fmt.Sprintf("spec.%s[%d]", rr.Direction, rr.Index)})
 	}
+	s.Tier = c.Tier.String()
+	if r := c.ClusterRule; r != nil {
+		s.ClusterRule = &ClusterRule{Policy: r.Policy, Tier: r.Tier.String(), Field: fmt.Sprintf("spec.%s[%d]", r.Direction, r.Index), Name: r.Name, Action: clusterAction(r.Action)}
+	}
 	s.Reason = reason(c)
 	return s
+}
+
+// clusterAction is the API's word for a rule's action.
+func clusterAction(a policy.Action) string {
+	if a == policy.Next {
+		return "Pass"
+	}
+	return a.String()
 }
 
 func reason(c policy.Check) string {
@@ -127,6 +153,13 @@ func reason(c policy.Check) string {
 		return "traffic to the pod's own node is always allowed"
 	case !c.Enforced:
 		return fmt.Sprintf("%s of %s is not enforced here (the pod runs on node %q)", dir, c.Pod.Key(), c.Pod.NodeName)
+	case c.ClusterRule != nil && (c.Tier == policy.TierAdmin || c.Tier == policy.TierBaseline):
+		r := c.ClusterRule
+		verb := "denies"
+		if c.Action == policy.Accept {
+			verb = "accepts"
+		}
+		return fmt.Sprintf("%s tier: clusternetworkpolicy %s spec.%s[%d] %s it", r.Tier, r.Policy, r.Direction, r.Index, verb)
 	case len(c.IsolatedBy) == 0:
 		return fmt.Sprintf("not isolated: no policy selects it for %s", dir)
 	case len(c.AllowedBy) == 0:

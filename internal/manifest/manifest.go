@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	npav1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
 	"sigs.k8s.io/yaml"
 )
 
@@ -22,6 +23,8 @@ type Objects struct {
 	Namespaces []*corev1.Namespace
 	Pods       []*corev1.Pod
 	Policies   []*networkingv1.NetworkPolicy
+	// ClusterPolicies are ClusterNetworkPolicies (policy.networking.k8s.io/v1alpha2).
+	ClusterPolicies []*npav1alpha2.ClusterNetworkPolicy
 	// Ignored counts documents of other kinds (Services, Deployments...).
 	Ignored int
 }
@@ -139,8 +142,8 @@ func (o *Objects) add(raw []byte) error {
 	}
 	switch tm.Kind {
 	case "":
-		return errors.New("no kind: want a Namespace, Pod, NetworkPolicy or List")
-	case "List", "NamespaceList", "PodList", "NetworkPolicyList":
+		return errors.New("no kind: want a Namespace, Pod, NetworkPolicy, ClusterNetworkPolicy or List")
+	case "List", "NamespaceList", "PodList", "NetworkPolicyList", "ClusterNetworkPolicyList":
 		var list struct {
 			Items []map[string]any `json:"items"`
 		}
@@ -203,6 +206,18 @@ func (o *Objects) add(raw []byte) error {
 			np.Namespace = "default"
 		}
 		o.Policies = append(o.Policies, np)
+	case "ClusterNetworkPolicy":
+		if want := npav1alpha2.GroupVersion.String(); tm.APIVersion != want {
+			return fmt.Errorf("apiVersion %q of a ClusterNetworkPolicy: want %s", tm.APIVersion, want)
+		}
+		c := &npav1alpha2.ClusterNetworkPolicy{}
+		if err := strict(c); err != nil {
+			return err
+		}
+		if c.Name == "" {
+			return errors.New("metadata.name missing on a ClusterNetworkPolicy")
+		}
+		o.ClusterPolicies = append(o.ClusterPolicies, c)
 	default:
 		o.Ignored++
 	}

@@ -128,6 +128,14 @@ func Explain(p Packet, views []View, latest *View) Event {
 		ev.Reason = fmt.Sprintf("%s of %s was allowed by the rules in force then; weft's view has changed since", dir, local.Name())
 	case ev.Changed:
 		ev.Reason = fmt.Sprintf("%s of %s was isolated by the rules in force then; weft's view has changed since and would now allow it", dir, local.Name())
+	case c.ClusterRule != nil && (c.Tier == policy.TierAdmin || c.Tier == policy.TierBaseline):
+		r := c.ClusterRule
+		verb := "denies"
+		if c.Action == policy.Accept {
+			verb = "accepts"
+		}
+		ev.Policies = []string{r.Policy}
+		ev.Reason = fmt.Sprintf("%s of %s: clusternetworkpolicy %s (%s tier) %s %s %s by %s[%d]", dir, local.Name(), r.Policy, r.Tier, verb, peer.Name(), service(p), r.Direction, r.Index)
 	case p.Action == ir.Accepted:
 		ev.Reason = fmt.Sprintf("%s of %s is isolated by %s; %s allows %s %s", dir, local.Name(), strings.Join(ev.Policies, ", "), strings.Join(ev.AllowedBy, ", "), peer.Name(), service(p))
 	default:
@@ -143,7 +151,7 @@ func agrees(p Packet, c policy.Check) bool {
 	case ir.Unknown:
 		return c.Unknown
 	case ir.Accepted:
-		return c.Allowed && len(c.AllowedBy) > 0
+		return c.Allowed && (len(c.AllowedBy) > 0 || c.Action == policy.Accept)
 	}
 	return !c.Allowed && !c.Unknown
 }
