@@ -11,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	npav1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
 
 	"github.com/weftnet/weft/internal/policy"
 )
@@ -21,6 +22,9 @@ type RandomConfig struct {
 	Pods       int // default 12
 	Policies   int // default 4
 	Nodes      int // default 2; nodes are "node-1" ... "node-N"
+	// ClusterPolicies is the number of random ClusterNetworkPolicies
+	// (default 0); with any, the nodes get Node objects with labels.
+	ClusterPolicies int
 }
 
 func (c *RandomConfig) defaults() {
@@ -43,7 +47,9 @@ type Cluster struct {
 	Namespaces []*corev1.Namespace
 	Pods       []*corev1.Pod
 	Policies   []*networkingv1.NetworkPolicy
-	Snapshot   *policy.Snapshot
+	// ClusterPolicies are ClusterNetworkPolicies (RandomConfig.ClusterPolicies).
+	ClusterPolicies []*npav1alpha2.ClusterNetworkPolicy
+	Snapshot        *policy.Snapshot
 	// NodeIPs maps node name to the node's addresses (the host-network pods' IPs).
 	NodeIPs map[string][]netip.Addr
 	// External are addresses outside every pod, for flows to and from the world.
@@ -131,6 +137,9 @@ func Random(rng *rand.Rand, cfg RandomConfig) *Cluster {
 		c.Policies = append(c.Policies, randomPolicy(rng, fmt.Sprintf("ns%d", rng.IntN(cfg.Namespaces)), fmt.Sprintf("pol%d", i)))
 	}
 	c.Snapshot = policy.NewSnapshot(c.Namespaces, c.Pods, c.Policies)
+	if cfg.ClusterPolicies > 0 {
+		c.addClusterPolicies(rng, cfg.ClusterPolicies)
+	}
 	return c
 }
 

@@ -57,6 +57,7 @@ type compiler struct {
 	sets       map[string]*ir.Set          // by name
 	namespaces map[string][]string         // namespace selector → matching namespaces
 	endpoints  map[string][2][]ir.Endpoint // "name/proto" → per family, unsorted
+	chains     map[string]*ir.Chain        // shared chains (cluster tiers, accept-all) by name
 }
 
 func (c *compiler) compile() *ir.Ruleset {
@@ -88,14 +89,55 @@ func (c *compiler) compile() *ir.Ruleset {
 			}
 		}
 	}
+	// Cluster policies: per local pod and direction, one chain per tier
+	// holding the rules of the tier's policies that select it, in
+	// evaluation order. A Pass leaves the tier's chain for the next.
+	tiered := [2]map[*policy.Pod]bool{{}, {}}
+	if len(c.snap.ClusterPolicies) > 0 {
+		for dir := range podChains {
+			for _, pod := range c.snap.Pods {
+				if !policy.IsLocal(pod, c.node) {
+					continue
+				}
+				admin := c.tierChain(rs, pod, policy.TierAdmin, policy.Direction(dir))
+				baseline := c.tierChain(rs, pod, policy.TierBaseline, policy.Direction(dir))
+				if admin == nil && baseline == nil {
+					continue
+				}
+				var chains []*ir.Chain
+				if admin != nil {
+					chains = append(chains, admin)
+				}
+				if np := podChains[dir][pod]; len(np) > 0 {
+					// NetworkPolicy isolates: it decides what the Admin
+					// tier left, and the group drops what it does not allow.
+					chains = append(chains, np...)
+				} else {
+					if baseline != nil {
+						chains = append(chains, baseline)
+					}
+					// Nothing decided: allowed.
+					chains = append(chains, c.acceptAll(rs, ir.Direction(dir)))
+				}
+				if _, seen := podChains[dir][pod]; !seen {
+					order[dir] = append(order[dir], pod)
+				}
+				podChains[dir][pod] = chains
+				tiered[dir][pod] = true
+			}
+		}
+	}
 	for dir := range podChains {
 		groups := map[string]*ir.Group{}
 		for _, pod := range order[dir] {
 			chains := podChains[dir][pod]
 			names := make([]string, len(chains))
-			pols := make([]string, len(chains))
+			var pols []string
 			for i, ch := range chains {
-				names[i], pols[i] = ch.Name, ch.Policy
+				names[i] = ch.Name
+				if ch.Policy != acceptAllPolicy {
+					pols = append(pols, ch.Policy)
+				}
 			}
 			key := strings.Join(names, ",")
 			g := groups[key]
@@ -123,9 +165,8 @@ func (c *compiler) compile() *ir.Ruleset {
 	if c.node != "" && len(c.opts.PodRanges) > 0 {
 		rs.UnknownRanges = c.unknownRanges()
 		for dir := range podChains {
-			if g, ch := c.openGroup(ir.Direction(dir), podChains[dir]); g != nil {
+			if g := c.openGroup(rs, ir.Direction(dir), podChains[dir]); g != nil {
 				rs.Groups = append(rs.Groups, *g)
-				rs.Chains = append(rs.Chains, *ch)
 			}
 		}
 	}
@@ -139,23 +180,12 @@ func (c *compiler) compile() *ir.Ruleset {
 }
 
 // openGroup returns the group of the local pods that no policy isolates in
-// direction dir (isolated lists those that are), so that they are known,
-// and its chain; nil when there are none.
-func (c *compiler) openGroup(dir ir.Direction, isolated map[*policy.Pod][]*ir.Chain) (*ir.Group, *ir.Chain) {
-	// The open chain accepts everything.
-	ch := &ir.Chain{
-		Name:      "weft-p-" + hash(dir.String()+"|open"),
-		Policy:    "(none: not isolated)",
-		Direction: dir,
-		Rules: []ir.Rule{
-			{Family: ir.IPv4, Verdict: ir.Accept, Comment: "not isolated"},
-			{Family: ir.IPv6, Verdict: ir.Accept, Comment: "not isolated"},
-		},
-	}
+// direction dir (isolated lists those that are), so that they are known;
+// nil when there are none. Its one chain accepts everything.
+func (c *compiler) openGroup(rs *ir.Ruleset, dir ir.Direction, isolated map[*policy.Pod][]*ir.Chain) *ir.Group {
 	g := &ir.Group{
 		Name:      "weft-g-" + hash(dir.String()+"|open"),
 		Direction: dir,
-		Chains:    []string{ch.Name},
 	}
 	for _, pod := range c.snap.Pods {
 		if _, iso := isolated[pod]; iso || !policy.IsLocal(pod, c.node) {
@@ -168,10 +198,175 @@ func (c *compiler) openGroup(dir ir.Direction, isolated map[*policy.Pod][]*ir.Ch
 		}
 	}
 	if len(g.Members) == 0 {
-		return nil, nil
+		return nil
 	}
+	g.Chains = []string{c.acceptAll(rs, dir).Name}
 	sort.Slice(g.Members, func(i, j int) bool { return g.Members[i].Addr.Less(g.Members[j].Addr) })
-	return g, ch
+	return g
+}
+
+// acceptAllPolicy is the Policy of the chain that accepts everything.
+const acceptAllPolicy = "(none: not isolated)"
+
+// acceptAll returns the chain that accepts everything in direction dir,
+// adding it to rs the first time.
+func (c *compiler) acceptAll(rs *ir.Ruleset, dir ir.Direction) *ir.Chain {
+	name := "weft-p-" + hash(dir.String()+"|open")
+	if ch := c.chains[name]; ch != nil {
+		return ch
+	}
+	ch := &ir.Chain{
+		Name:      name,
+		Policy:    acceptAllPolicy,
+		Direction: dir,
+		Rules: []ir.Rule{
+			{Family: ir.IPv4, Verdict: ir.Accept, Comment: "not isolated"},
+			{Family: ir.IPv6, Verdict: ir.Accept, Comment: "not isolated"},
+		},
+	}
+	c.addChain(rs, ch)
+	return ch
+}
+
+// addChain adds ch to rs once; chains are shared by name.
+func (c *compiler) addChain(rs *ir.Ruleset, ch *ir.Chain) {
+	if c.chains == nil {
+		c.chains = map[string]*ir.Chain{}
+	}
+	c.chains[ch.Name] = ch
+	rs.Chains = append(rs.Chains, *ch)
+}
+
+// tierChain returns the chain of the cluster policies of tier that select
+// pod, for direction dir: their rules in evaluation order (priority, name,
+// rule order), Accept, Deny (Drop) or Pass. Nil when no policy of the tier
+// selects the pod or none has rules for the direction.
+func (c *compiler) tierChain(rs *ir.Ruleset, pod *policy.Pod, tier policy.Tier, dir policy.Direction) *ir.Chain {
+	nsLabels := c.snap.NamespaceLabels(pod.Namespace)
+	var pols []*policy.ClusterPolicy
+	var names []string
+	for _, p := range c.snap.ClusterPoliciesIn(tier) {
+		if len(p.Rules[dir]) > 0 && p.Selects(pod, nsLabels) {
+			pols = append(pols, p)
+			names = append(names, p.Name)
+		}
+	}
+	if len(pols) == 0 {
+		return nil
+	}
+	name := "weft-p-" + hash(dir.String()+"|"+tier.String()+"|"+strings.Join(names, ","))
+	if ch := c.chains[name]; ch != nil {
+		return ch
+	}
+	ch := &ir.Chain{Name: name, Policy: tier.String() + " tier: " + strings.Join(names, ","), Direction: ir.Direction(dir)}
+	for _, p := range pols {
+		for i := range p.Rules[dir] {
+			ch.Rules = append(ch.Rules, c.clusterRule(p, &p.Rules[dir][i], dir, i)...)
+		}
+	}
+	c.addChain(rs, ch)
+	return ch
+}
+
+// clusterRule expands one cluster policy rule into ir rules: one per
+// family, peer set and port entry, all with the rule's verdict.
+func (c *compiler) clusterRule(p *policy.ClusterPolicy, r *policy.ClusterRule, dir policy.Direction, i int) []ir.Rule {
+	if r.Broken {
+		return nil // a broken Accept allows nothing (a broken Deny was made a Deny of all)
+	}
+	verdict := ir.Accept
+	switch r.Action {
+	case policy.Deny:
+		verdict = ir.Drop
+	case policy.Next:
+		verdict = ir.Pass
+	}
+	comment := fmt.Sprintf("cnp %s %s[%d]", p.Name, dir, i)
+	var out []ir.Rule
+	for fi, fam := range families {
+		var peers []string
+		if r.AllPeers {
+			peers = []string{""}
+		}
+		for j := range r.Peers {
+			if name, ok := c.clusterPeerSet(&r.Peers[j], fam); ok {
+				peers = append(peers, name)
+			}
+		}
+		var ports []portMatch
+		if r.AllPorts {
+			ports = []portMatch{{}}
+		}
+		for _, pt := range r.Ports {
+			if pt.Name != "" && pt.Protocol == 0 {
+				// A named port of any protocol the destination pod names.
+				for _, proto := range []policy.Protocol{policy.TCP, policy.UDP, policy.SCTP} {
+					ports = append(ports, portMatch{protocol: uint8(proto), endpointSet: c.namedPortSet(pt.Name, proto, fi)})
+				}
+				continue
+			}
+			pm := portMatch{protocol: uint8(pt.Protocol), portMin: pt.Port, portMax: pt.EndPort}
+			if pt.Name != "" {
+				pm.endpointSet = c.namedPortSet(pt.Name, pt.Protocol, fi)
+			}
+			ports = append(ports, pm)
+		}
+		for _, peer := range peers {
+			for _, pm := range ports {
+				out = append(out, ir.Rule{Family: fam, PeerSet: peer, Protocol: pm.protocol, PortMin: pm.portMin, PortMax: pm.portMax,
+					EndpointSet: pm.endpointSet, Verdict: verdict, Comment: comment})
+			}
+		}
+	}
+	return out
+}
+
+// clusterPeerSet returns the set of a cluster policy peer's addresses of
+// family fam; false when it has none of that family by construction.
+func (c *compiler) clusterPeerSet(peer *policy.ClusterPeer, fam ir.Family) (string, bool) {
+	switch {
+	case peer.Namespaces != nil:
+		return c.peerSet("", &policy.Peer{NamespaceSelector: peer.Namespaces}, fam)
+	case peer.Pods != nil:
+		return c.peerSet("", &policy.Peer{NamespaceSelector: peer.PodNamespaces, PodSelector: peer.Pods}, fam)
+	case peer.Nodes != nil:
+		key := fmt.Sprintf("nodes|%d|%s", fam, selectorString(peer.Nodes))
+		name := "weft-" + hash(key)
+		if _, ok := c.sets[name]; !ok {
+			var addrs []netip.Addr
+			for _, n := range c.snap.Nodes {
+				if !peer.Nodes.Matches(n.Labels) {
+					continue
+				}
+				for _, a := range n.Addrs {
+					if ir.FamilyOf(a) == fam {
+						addrs = append(addrs, a)
+					}
+				}
+			}
+			slices.SortFunc(addrs, netip.Addr.Compare)
+			c.sets[name] = &ir.Set{Name: name, Family: fam, Kind: ir.AddrSet, Comment: "nodes " + selectorString(peer.Nodes), Addrs: slices.Compact(addrs)}
+		}
+		return name, true
+	}
+	var nets, texts []string
+	var prefixes []netip.Prefix
+	for _, p := range peer.Networks {
+		if ir.FamilyOf(p.Addr()) == fam {
+			prefixes = append(prefixes, p)
+			texts = append(texts, p.String())
+		}
+	}
+	if len(prefixes) == 0 {
+		return "", false
+	}
+	nets = slices.Clone(texts)
+	sort.Strings(nets)
+	name := "weft-" + hash(fmt.Sprintf("nets|%d|%s", fam, strings.Join(nets, ",")))
+	if _, ok := c.sets[name]; !ok {
+		c.sets[name] = &ir.Set{Name: name, Family: fam, Kind: ir.NetSet, Comment: "networks " + strings.Join(nets, ","), Prefixes: disjoint(prefixes)}
+	}
+	return name, true
 }
 
 // unknownRanges returns the pod ranges without the node's own addresses,
@@ -240,7 +435,7 @@ func (c *compiler) chain(pol *policy.Policy, dir policy.Direction) *ir.Chain {
 				peers = []string{""}
 			}
 			for j := range r.Peers {
-				if name, ok := c.peerSet(pol, &r.Peers[j], fam); ok {
+				if name, ok := c.peerSet(pol.Namespace, &r.Peers[j], fam); ok {
 					peers = append(peers, name)
 				}
 			}
@@ -276,7 +471,7 @@ func (c *compiler) chain(pol *policy.Policy, dir policy.Direction) *ir.Chain {
 
 // peerSet returns the set holding the peer's addresses of family fam; false
 // when the peer has none of that family by construction (an ipBlock).
-func (c *compiler) peerSet(pol *policy.Policy, peer *policy.Peer, fam ir.Family) (string, bool) {
+func (c *compiler) peerSet(ns string, peer *policy.Peer, fam ir.Family) (string, bool) {
 	if b := peer.IPBlock; b != nil {
 		if ir.FamilyOf(b.CIDR.Addr()) != fam {
 			return "", false
@@ -297,7 +492,7 @@ func (c *compiler) peerSet(pol *policy.Policy, peer *policy.Peer, fam ir.Family)
 		}
 		return name, true
 	}
-	nsPart := "namespace " + pol.Namespace
+	nsPart := "namespace " + ns
 	if peer.NamespaceSelector != nil {
 		nsPart = "namespaces " + selectorString(peer.NamespaceSelector)
 	}
@@ -309,7 +504,7 @@ func (c *compiler) peerSet(pol *policy.Policy, peer *policy.Peer, fam ir.Family)
 	}
 	var namespaces []string
 	if peer.NamespaceSelector == nil {
-		namespaces = []string{pol.Namespace}
+		namespaces = []string{ns}
 	} else {
 		namespaces = c.selectNamespaces(peer.NamespaceSelector)
 	}

@@ -93,6 +93,44 @@ func TestCompileAgreesWithEvaluator(t *testing.T) {
 	t.Logf("%d flows, %d allowed, 0 mismatches", total, allowed)
 }
 
+// TestCompileAgreesWithEvaluatorClusterPolicies is the differential test
+// with ClusterNetworkPolicies of both tiers beside NetworkPolicies: every
+// action, peer kind and port form, priorities with ties, broken rules.
+func TestCompileAgreesWithEvaluatorClusterPolicies(t *testing.T) {
+	const clusters, flowsPer = 250, 400
+	rng := rand.New(rand.NewPCG(5, 6))
+	total, allowed := 0, 0
+	var byTier [4]int
+	for i := 0; i < clusters; i++ {
+		cfg := clustergen.RandomConfig{Namespaces: 1 + rng.IntN(4), Pods: 4 + rng.IntN(20), Policies: rng.IntN(5), Nodes: 1 + rng.IntN(3), ClusterPolicies: 1 + rng.IntN(5)}
+		c := clustergen.Random(rng, cfg)
+		flows := clustergen.RandomFlows(rng, c, flowsPer)
+		total += len(flows)
+		for _, f := range flows {
+			d := (&policy.Evaluator{Snapshot: c.Snapshot}).Decide(f)
+			if d.Allowed {
+				allowed++
+			}
+			byTier[d.Ingress.Tier]++
+			byTier[d.Egress.Tier]++
+		}
+		if bad := mismatches(c, nodesOf(c), flows); len(bad) > 0 {
+			t.Fatalf("cluster %d (%+v): %d mismatches, first:\n%s", i, cfg, len(bad), strings.Join(bad[:min(5, len(bad))], "\n"))
+		}
+	}
+	if allowed < total/10 || allowed > total*9/10 {
+		t.Fatalf("%d of %d flows allowed: the random policies are too lopsided to test anything", allowed, total)
+	}
+	// Every tier must decide a fair share of directions, or the test proves
+	// little about it.
+	for tier, n := range byTier {
+		if n < total/50 {
+			t.Fatalf("tier %v decided only %d of %d directions", policy.Tier(tier), n, 2*total)
+		}
+	}
+	t.Logf("%d flows, %d allowed, directions decided by Admin/NetworkPolicy/Baseline/default: %v, 0 mismatches", total, allowed, byTier)
+}
+
 // TestCompileAgreesWithEvaluatorUnknownDenied is the differential test with
 // pod ranges: addresses in a node's ranges that no local pod holds (finished
 // pods' old addresses, pods of other nodes, addresses of no pod) are denied
