@@ -348,7 +348,9 @@ func readClusterProtocol(in *npav1alpha2.ClusterNetworkPolicyProtocol) (Port, *c
 
 // Selects reports whether the policy applies to pod, whose namespace has
 // labels nsLabels.
-func (p *ClusterPolicy) Selects(pod *Pod, nsLabels labels.Set) bool { return p.Subject.selects(pod, nsLabels) }
+func (p *ClusterPolicy) Selects(pod *Pod, nsLabels labels.Set) bool {
+	return p.Subject.selects(pod, nsLabels)
+}
 
 // selects reports whether the subject is the pod.
 func (s *ClusterSubject) selects(pod *Pod, nsLabels labels.Set) bool {
