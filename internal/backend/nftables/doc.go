@@ -67,11 +67,13 @@
 // resolves on the destination, which for ingress is the group member, not a
 // key of the sets) stay rules in the group chain; chains with Drop or Pass
 // rules (ClusterNetworkPolicy) are jumped to as before, between the runs. A
-// group whose merged sets would hold more than Config.MergeBudget elements
-// (DefaultMergeBudget, 50,000) walks all its chains as before, and the sync
-// says so in a debug line: memory stays bounded by the ir's own sets, never
-// groups times pods. The ir's chains and sets are rendered only when a walked
-// chain or a kept rule uses them.
+// group whose merged sets would hold more than Config.MergeBudget elements,
+// both families together (DefaultMergeBudget, 50,000; a negative budget
+// never merges), walks all its chains as before, and the sync says so in a
+// debug line: memory stays bounded by the ir's own sets, never groups times
+// pods. The ir's chains and sets are rendered only when a walked chain or a
+// kept rule uses them. The iptables backend merges by the same plan
+// (ir.PlanGroup, with interval sets here); this package only writes it.
 //
 // Only the forward hook is used: packets between the node and its pods
 // (kubelet probes, a pod calling its node) never take it and are always

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/knftables"
+
+	"github.com/weftnet/weft/internal/ipproto"
 )
 
 // This file is a packet interpreter for the subset of nft syntax the backend
@@ -104,7 +106,7 @@ func (s *nftSet) lookupBox(a netip.Addr, p *nftPacket) (bool, error) {
 		if b.proto != p.proto || !b.net.Contains(a) {
 			continue
 		}
-		if !hasPorts(p.proto) {
+		if !ipproto.HasPorts(p.proto) {
 			if b.lo != 0 || b.hi != 65535 {
 				return false, fmt.Errorf("element %s . %d . %d-%d: a port range on protocol %d, which has no ports", b.net, b.proto, b.lo, b.hi, b.proto)
 			}
@@ -496,7 +498,7 @@ func (in *nftInterp) parseRule(text string) (*nftRule, error) {
 				return nil, err
 			}
 			r.conds = append(r.conds, func(p *nftPacket) (bool, error) {
-				if !hasPorts(p.proto) {
+				if !ipproto.HasPorts(p.proto) {
 					return false, fmt.Errorf("th dport read on protocol %d, which has no ports (a rule lacks its l4proto match)", p.proto)
 				}
 				return p.port >= lo && p.port <= hi, nil
@@ -524,7 +526,7 @@ func (in *nftInterp) parseRule(text string) (*nftRule, error) {
 				return nil, fmt.Errorf("set %s does not hold %s addr . proto . port", name, fam)
 			}
 			r.conds = append(r.conds, familyCond(fam), func(p *nftPacket) (bool, error) {
-				if !hasPorts(p.proto) {
+				if !ipproto.HasPorts(p.proto) {
 					// th dport reads bytes that are no port; no element
 					// has a port-less protocol, so this never matches.
 					return false, nil

@@ -49,14 +49,12 @@ type logger struct {
 	log ir.Log
 }
 
-func newLogger(l ir.Log) (*logger, error) {
+// newLogger returns the logger of l, of a valid ruleset.
+func newLogger(l ir.Log) *logger {
 	if !l.Enabled {
-		return nil, nil
+		return nil
 	}
-	if l.Rate == 0 || l.Burst == 0 {
-		return nil, fmt.Errorf("log: rate %d/s with burst %d logs nothing; want both at least 1", l.Rate, l.Burst)
-	}
-	return &logger{log: l}, nil
+	return &logger{log: l}
 }
 
 // logsAccepts reports whether accepts into group g are logged.

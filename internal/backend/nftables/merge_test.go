@@ -13,33 +13,6 @@ import (
 	"github.com/weftnet/weft/internal/ir"
 )
 
-func TestDisjointBoxes(t *testing.T) {
-	pfx := netip.MustParsePrefix
-	got := disjointBoxes(map[uint8]map[netip.Prefix][]portRange{
-		6: {
-			pfx("0.0.0.0/0"):   {{80, 80}},
-			pfx("10.0.0.0/8"):  {{80, 90}, {91, 91}, {200, 300}},
-			pfx("10.1.1.1/32"): {{85, 100}, {250, 260}},
-			pfx("10.2.0.0/16"): {{80, 80}},
-		},
-		17: {pfx("10.1.1.1/32"): {{53, 53}}},
-	})
-	want := []box{
-		{pfx("0.0.0.0/0"), 6, 80, 80},
-		{pfx("10.0.0.0/8"), 6, 81, 91}, // 80 is its parent's; 91 joins 81-90
-		{pfx("10.0.0.0/8"), 6, 200, 300},
-		{pfx("10.1.1.1/32"), 6, 92, 100},
-		{pfx("10.1.1.1/32"), 17, 53, 53},
-		// 10.2.0.0/16 tcp 80 lies inside what 0.0.0.0/0 allows: nothing.
-	}
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(box{}), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
-		t.Errorf("disjointBoxes (-want +got):\n%s", diff)
-	}
-	if got := outermost([]netip.Prefix{pfx("10.1.0.0/16"), pfx("10.0.0.0/8"), pfx("10.0.0.0/8"), pfx("192.0.2.7/32"), pfx("10.200.0.0/24")}); !cmp.Equal(got, []netip.Prefix{pfx("10.0.0.0/8"), pfx("192.0.2.7/32")}, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })) {
-		t.Errorf("outermost = %v", got)
-	}
-}
-
 // orderRuleset has a group whose chains are accept-only, then with Drop and
 // Pass, then accept-only again: two merged runs around one jump.
 func orderRuleset() *ir.Ruleset {
@@ -71,11 +44,12 @@ func orderRuleset() *ir.Ruleset {
 
 // TestMergedRunsKeepOrder: accept-only chains before and after a chain with
 // Drop and Pass are merged into sets of their own, and the group still
-// decides in the chains' order, whatever the budget.
+// decides in the chains' order, whatever the budget (0 is the default,
+// -1 never merges).
 func TestMergedRunsKeepOrder(t *testing.T) {
 	rs := orderRuleset()
 	tracer := ir.NewTracer(rs)
-	for _, budget := range []int{0, 2} {
+	for _, budget := range []int{0, 2, -1} {
 		b, fake := newFakeBackendBudget(budget)
 		in := applyAndParse(t, b, fake, rs)
 		dump := fake.Dump()

@@ -24,8 +24,11 @@ type Config struct {
 	// nil means slog.Default().
 	Logger *slog.Logger
 	// MergeBudget is the most elements the merged sets of one group may
-	// hold; a group that would need more walks its policy chains one by one
-	// (see the package doc). 0 means DefaultMergeBudget.
+	// hold, both families together (an interval set's element is a prefix
+	// or a prefix . protocol . port range); a group that would need more
+	// walks its policy chains one by one (see the package doc). 0 means
+	// DefaultMergeBudget; a negative budget never merges. It is
+	// ir.MergeOptions.Budget, which the iptables backend takes too.
 	MergeBudget int
 }
 
@@ -101,11 +104,7 @@ func newBackend(cfg Config, nft knftables.Interface) *Backend {
 	if log == nil {
 		log = slog.Default()
 	}
-	budget := cfg.MergeBudget
-	if budget <= 0 {
-		budget = DefaultMergeBudget
-	}
-	return &Backend{log: log.With("backend", "nftables"), nft: nft, batch: 1, budget: budget}
+	return &Backend{log: log.With("backend", "nftables"), nft: nft, batch: 1, budget: cfg.MergeBudget}
 }
 
 // Available reports whether this node can run the nftables backend: nft is on
@@ -199,7 +198,7 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 
 	for _, name := range sortedKeys(want.overBudget) {
 		b.log.Debug("nftables: group walks its policy chains: its merged sets would exceed the budget",
-			"group", name, "elements", want.overBudget[name], "budget", b.budget)
+			"group", name, "elements", want.overBudget[name], "budget", ir.MergeLimit(b.budget))
 	}
 	tx := b.nft.NewTransaction()
 	st := SyncStats{GroupsMerged: want.merged, GroupsWalked: want.walked}

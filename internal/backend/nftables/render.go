@@ -10,6 +10,7 @@ import (
 
 	"sigs.k8s.io/knftables"
 
+	"github.com/weftnet/weft/internal/ipproto"
 	"github.com/weftnet/weft/internal/ir"
 )
 
@@ -95,7 +96,7 @@ type setObj struct {
 	addrs     []netip.Addr
 	prefixes  []netip.Prefix
 	endpoints []ir.Endpoint
-	boxes     []box
+	boxes     []ir.Box
 }
 
 type mapObj struct {
@@ -132,44 +133,44 @@ func checkName(what, name string) error {
 
 // render turns rs into the desired table content with the default merge
 // budget.
-func render(rs *ir.Ruleset) (*desired, error) { return renderWith(rs, DefaultMergeBudget) }
+func render(rs *ir.Ruleset) (*desired, error) { return renderWith(rs, 0) }
 
-// renderWith turns rs into the desired table content. It does not modify rs
-// and keeps none of its slices. Bad input gets an error naming the object.
-// Groups whose merged sets would hold more than budget elements walk their
-// chains. Only the ir's chains and sets that some rule still uses are
-// rendered.
+// renderWith turns rs into the desired table content, merging with budget
+// (see Config.MergeBudget). It does not modify rs and keeps none of its
+// slices. A ruleset that is not valid (ir.Ruleset.Validate) or whose names
+// nft cannot take gets an error naming the object. Only the ir's chains and
+// sets that some rule still uses are rendered.
 func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
-	d := &desired{sets: map[string]*setObj{}, maps: map[string]*mapObj{}, chains: map[string]*chainObj{}, overBudget: map[string]int{}}
-	lg, err := newLogger(rs.Log)
-	if err != nil {
+	if err := rs.Validate(); err != nil {
 		return nil, err
 	}
+	for i := range rs.Sets {
+		if err := checkName("set", rs.Sets[i].Name); err != nil {
+			return nil, err
+		}
+	}
+	for i := range rs.Chains {
+		if err := checkName("chain", rs.Chains[i].Name); err != nil {
+			return nil, err
+		}
+	}
+	for i := range rs.Groups {
+		if err := checkName("group", rs.Groups[i].Name); err != nil {
+			return nil, err
+		}
+	}
+	d := &desired{sets: map[string]*setObj{}, maps: map[string]*mapObj{}, chains: map[string]*chainObj{}, overBudget: map[string]int{}}
+	lg := newLogger(rs.Log)
 	d.addFixed(lg)
 	if lg != nil {
 		lg.addObjects(d)
 	}
-	if err := d.addUnknown(rs.UnknownRanges); err != nil {
-		return nil, err
-	}
-	irSets := map[string]*setObj{}
-	irChainObjs := map[string]*chainObj{}
-	used := map[string]bool{} // ir sets and chains some rendered rule uses
-
+	d.addUnknown(rs.UnknownRanges)
+	irSets := make(map[string]*ir.Set, len(rs.Sets))
 	for i := range rs.Sets {
-		s := &rs.Sets[i]
-		if err := checkName("set", s.Name); err != nil {
-			return nil, err
-		}
-		if _, dup := irSets[s.Name]; dup {
-			return nil, fmt.Errorf("set %s is defined twice in the ruleset", s.Name)
-		}
-		o, err := renderSet(s)
-		if err != nil {
-			return nil, err
-		}
-		irSets[s.Name] = o
+		irSets[rs.Sets[i].Name] = &rs.Sets[i]
 	}
+	used := map[string]bool{} // ir sets and chains some rendered rule uses
 
 	// Accepts of the chains that isolated ingress groups walk are logged
 	// (ir.Log.Allowed); the open group's are not.
@@ -182,14 +183,9 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 		}
 	}
 	irChains := make(map[string]*ir.Chain, len(rs.Chains))
+	irChainObjs := make(map[string]*chainObj, len(rs.Chains))
 	for i := range rs.Chains {
 		c := &rs.Chains[i]
-		if err := checkName("chain", c.Name); err != nil {
-			return nil, err
-		}
-		if _, dup := irChainObjs[c.Name]; dup {
-			return nil, fmt.Errorf("chain %s is defined twice in the ruleset", c.Name)
-		}
 		o := &chainObj{def: knftables.Chain{Name: c.Name, Comment: comment(c.Direction.String() + " of " + c.Policy)}}
 		v := plainVerdicts
 		if lg != nil {
@@ -198,96 +194,49 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 		if acceptLogged[c.Name] {
 			v.accept = "goto " + chainAcceptIngress
 		}
+		o.rules = make([]ruleText, 0, len(c.Rules))
 		for j := range c.Rules {
-			text, err := renderRule(c, &c.Rules[j], irSets, v)
-			if err != nil {
-				return nil, fmt.Errorf("chain %s (policy %s) rule %d: %w", c.Name, c.Policy, j, err)
-			}
-			o.rules = append(o.rules, text)
+			o.rules = append(o.rules, renderRule(c, &c.Rules[j], v))
 		}
 		irChainObjs[c.Name] = o
 		irChains[c.Name] = c
 	}
 
-	members := [2]map[netip.Addr]string{{}, {}}
+	opts := mergeOptions(budget)
 	for i := range rs.Groups {
 		g := &rs.Groups[i]
-		if err := checkName("group", g.Name); err != nil {
-			return nil, err
-		}
-		if _, dup := d.chains[g.Name]; dup || irChainObjs[g.Name] != nil {
-			return nil, fmt.Errorf("group %s has the name of another chain or group in the ruleset", g.Name)
-		}
-		if g.Direction != ir.Ingress && g.Direction != ir.Egress {
-			return nil, fmt.Errorf("group %s: unknown direction %d", g.Name, g.Direction)
-		}
 		o := &chainObj{def: knftables.Chain{Name: g.Name, Comment: comment(g.Direction.String() + " of " + strings.Join(g.Policies, ","))}}
 		o.rules = append(o.rules, ruleText{rule: ruleNotTCPStart, comment: commentText(g.Direction.String() + " " + g.Name + ": no TCP connection starts so")})
-		jump := func(j int, c *ir.Chain) ruleText {
-			policy := c.Policy
-			if j < len(g.Policies) {
-				policy = g.Policies[j]
-			}
-			return ruleText{rule: "jump " + c.Name, comment: commentText(policy)}
+		plan, err := ir.PlanGroup(g, irChains, irSets, opts)
+		if err != nil {
+			return nil, err
 		}
-		// Plan: runs of accept-only chains become set lookups, other chains
-		// stay jumps, in the group's order.
-		type step struct {
-			run   *groupRun
-			j     int
-			chain *ir.Chain
+		if plan.OverBudget {
+			d.overBudget[g.Name] = plan.Elements
 		}
-		var plan []step
-		elems := 0
-		for j, name := range g.Chains {
-			c := irChains[name]
-			if c == nil {
-				return nil, fmt.Errorf("group %s refers to chain %s, which the ruleset does not define", g.Name, name)
-			}
-			if c.Direction != g.Direction {
-				return nil, fmt.Errorf("group %s (%s) refers to chain %s of direction %s", g.Name, g.Direction, name, c.Direction)
-			}
-			if !mergeable(c) {
-				plan = append(plan, step{j: j, chain: c})
-				continue
-			}
-			if n := len(plan); n == 0 || plan[n-1].run == nil {
-				plan = append(plan, step{run: &groupRun{}})
-			}
-			plan[len(plan)-1].run.add(c, irChainObjs[name].rules, irSets)
-		}
-		for _, st := range plan {
-			if st.run != nil {
-				elems += st.run.build()
-			}
-		}
-		if elems > budget {
-			d.overBudget[g.Name] = elems
-		}
-		if elems > budget {
+		if plan.Walk {
 			d.walked++
-			for j, name := range g.Chains {
-				o.rules = append(o.rules, jump(j, irChains[name]))
-				used[name] = true
-			}
 		} else {
 			d.merged++
-			k := 0
-			for _, st := range plan {
-				if st.run == nil {
-					o.rules = append(o.rules, jump(st.j, st.chain))
-					used[st.chain.Name] = true
-					continue
+		}
+		accept := "accept"
+		if lg.logsAccepts(g) {
+			accept = "goto " + chainAcceptIngress
+		}
+		for _, st := range plan.Steps {
+			if st.Run == nil {
+				policy := st.Chain.Policy
+				if st.Index < len(g.Policies) {
+					policy = g.Policies[st.Index]
 				}
-				accept := "accept"
-				if lg.logsAccepts(g) {
-					accept = "goto " + chainAcceptIngress
-				}
-				o.rules = append(o.rules, st.run.emit(d, g, k, accept)...)
-				for _, ref := range st.run.resRefs {
-					used[ref] = true
-				}
-				k++
+				o.rules = append(o.rules, ruleText{rule: "jump " + st.Chain.Name, comment: commentText(policy)})
+				used[st.Chain.Name] = true
+				continue
+			}
+			o.rules = append(o.rules, d.emitRun(st.Run, g, irChainObjs, accept)...)
+			for _, ref := range st.Run.Kept {
+				used[ref.Rule().PeerSet] = true
+				used[ref.Rule().EndpointSet] = true
 			}
 		}
 		if lg != nil {
@@ -299,13 +248,6 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 		d.chains[g.Name] = o
 
 		for _, m := range g.Members {
-			if !m.Addr.IsValid() || m.Addr.Zone() != "" || m.Addr.Is4In6() {
-				return nil, fmt.Errorf("group %s: member %s has a bad address %q (want a plain IPv4 or IPv6 address)", g.Name, m.Pod, m.Addr)
-			}
-			if other, dup := members[g.Direction][m.Addr]; dup {
-				return nil, fmt.Errorf("address %s is in %s groups %s and %s; a pod address belongs to one group per direction", m.Addr, g.Direction, other, g.Name)
-			}
-			members[g.Direction][m.Addr] = g.Name
 			mo := d.maps[dispatchMap(g.Direction, ir.FamilyOf(m.Addr))]
 			mo.elems = append(mo.elems, mapElem{addr: m.Addr, chain: g.Name, pod: m.Pod})
 		}
@@ -321,25 +263,27 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 			used[c.Rules[j].EndpointSet] = true
 		}
 	}
-	for name, o := range irSets {
-		if used[name] {
-			d.sets[name] = o
+	for i := range rs.Sets {
+		if s := &rs.Sets[i]; used[s.Name] {
+			d.sets[s.Name] = renderSet(s)
 		}
 	}
 	for _, m := range d.maps {
 		slices.SortFunc(m.elems, func(a, b mapElem) int { return a.addr.Compare(b.addr) })
 	}
-	for dir := range members {
-		for a := range members[dir] {
-			self := d.sets[setSelf4]
-			if a.Is6() {
-				self = d.sets[setSelf6]
-			}
-			self.addrs = append(self.addrs, a)
+	// Each address is in at most one group per direction (Validate), so
+	// the self sets take the map elements, once.
+	for _, fam := range []ir.Family{ir.IPv4, ir.IPv6} {
+		self := d.sets[setSelf4]
+		if fam == ir.IPv6 {
+			self = d.sets[setSelf6]
 		}
-	}
-	for _, name := range []string{setSelf4, setSelf6} {
-		d.sets[name].addrs = sortedUnique(d.sets[name].addrs, netip.Addr.Compare)
+		for _, dir := range []ir.Direction{ir.Ingress, ir.Egress} {
+			for _, e := range d.maps[dispatchMap(dir, fam)].elems {
+				self.addrs = append(self.addrs, e.addr)
+			}
+		}
+		self.addrs = sortedUnique(self.addrs, netip.Addr.Compare)
 	}
 	return d, nil
 }
@@ -395,7 +339,7 @@ func (d *desired) addFixed(lg *logger) {
 
 // addUnknown adds the sets of the node's pod ranges in which addresses of no
 // known pod are dropped (empty when there are none).
-func (d *desired) addUnknown(ranges []netip.Prefix) error {
+func (d *desired) addUnknown(ranges []netip.Prefix) {
 	for _, fam := range []ir.Family{ir.IPv4, ir.IPv6} {
 		s := &ir.Set{Name: setUnknown4, Family: fam, Kind: ir.NetSet, Comment: "this node's pod ranges: addresses in no group are unknown"}
 		if fam == ir.IPv6 {
@@ -406,70 +350,34 @@ func (d *desired) addUnknown(ranges []netip.Prefix) error {
 				s.Prefixes = append(s.Prefixes, p)
 			}
 		}
-		o, err := renderSet(s)
-		if err != nil {
-			return fmt.Errorf("unknown ranges: %w", err)
-		}
-		d.sets[s.Name] = o
+		d.sets[s.Name] = renderSet(s)
 	}
-	return nil
 }
 
-func renderSet(s *ir.Set) (*setObj, error) {
+// renderSet renders a set of a valid ruleset.
+func renderSet(s *ir.Set) *setObj {
 	addrType := "ipv4_addr"
-	switch s.Family {
-	case ir.IPv4:
-	case ir.IPv6:
+	if s.Family == ir.IPv6 {
 		addrType = "ipv6_addr"
-	default:
-		return nil, fmt.Errorf("set %s: unknown family %d (want 4 or 6)", s.Name, s.Family)
 	}
 	o := &setObj{def: knftables.Set{Name: s.Name, Comment: comment(s.Comment)}, kind: s.Kind}
-	badFamily := func(what string) error {
-		return fmt.Errorf("set %s (IPv%d) holds %s of the other family", s.Name, s.Family, what)
-	}
 	switch s.Kind {
 	case ir.AddrSet:
 		o.def.Type = addrType
 		o.addrs = sortedUnique(s.Addrs, netip.Addr.Compare)
-		for _, a := range o.addrs {
-			if ir.FamilyOf(a) != s.Family || a.Is4In6() || a.Zone() != "" {
-				return nil, badFamily("address " + a.String())
-			}
-		}
 	case ir.NetSet:
 		o.def.Type = addrType
 		o.def.Flags = []knftables.SetFlag{knftables.IntervalFlag}
 		o.prefixes = make([]netip.Prefix, 0, len(s.Prefixes))
 		for _, p := range s.Prefixes {
-			if !p.IsValid() {
-				return nil, fmt.Errorf("set %s holds an invalid prefix", s.Name)
-			}
-			if ir.FamilyOf(p.Addr()) != s.Family || p.Addr().Is4In6() {
-				return nil, badFamily("prefix " + p.String())
-			}
 			o.prefixes = append(o.prefixes, p.Masked())
 		}
-		o.prefixes = sortedUnique(o.prefixes, comparePrefix)
-		for i := 1; i < len(o.prefixes); i++ {
-			// An interval set holds disjoint ranges; sorted, only a
-			// neighbour can overlap.
-			if o.prefixes[i-1].Overlaps(o.prefixes[i]) {
-				return nil, fmt.Errorf("set %s holds overlapping prefixes %s and %s; a net set must hold disjoint prefixes", s.Name, o.prefixes[i-1], o.prefixes[i])
-			}
-		}
+		o.prefixes = sortedUnique(o.prefixes, ir.ComparePrefixes)
 	case ir.EndpointSet:
 		o.def.Type = addrType + " . inet_proto . inet_service"
 		o.endpoints = sortedUnique(s.Endpoints, ir.CompareEndpoints)
-		for _, e := range o.endpoints {
-			if ir.FamilyOf(e.Addr) != s.Family || e.Addr.Is4In6() || e.Addr.Zone() != "" {
-				return nil, badFamily("endpoint " + e.String())
-			}
-		}
-	default:
-		return nil, fmt.Errorf("set %s: unknown kind %d", s.Name, s.Kind)
 	}
-	return o, nil
+	return o
 }
 
 // verdicts are the statements a policy rule's Accept and Drop become:
@@ -478,27 +386,16 @@ type verdicts struct{ accept, drop string }
 
 var plainVerdicts = verdicts{accept: "accept", drop: "drop"}
 
-// renderRule writes one policy rule in the small nft dialect this package
-// uses (see doc.go); the test interpreter reads exactly this dialect.
-func renderRule(c *ir.Chain, r *ir.Rule, sets map[string]*setObj, v verdicts) (ruleText, error) {
-	var fam string
-	switch r.Family {
-	case ir.IPv4:
-		fam = "ip"
-	case ir.IPv6:
+// renderRule writes one rule of a valid ruleset in the small nft dialect
+// this package uses (see doc.go); the test interpreter reads exactly this
+// dialect.
+func renderRule(c *ir.Chain, r *ir.Rule, v verdicts) ruleText {
+	fam := "ip"
+	if r.Family == ir.IPv6 {
 		fam = "ip6"
-	default:
-		return ruleText{}, fmt.Errorf("unknown family %d (want 4 or 6)", r.Family)
 	}
 	var parts []string
 	if r.PeerSet != "" {
-		s := sets[r.PeerSet]
-		if s == nil {
-			return ruleText{}, fmt.Errorf("peer set %s is not defined in the ruleset", r.PeerSet)
-		}
-		if s.kind == ir.EndpointSet || irFamily(s) != r.Family {
-			return ruleText{}, fmt.Errorf("peer set %s is not an IPv%d address or net set", r.PeerSet, r.Family)
-		}
 		field := "daddr"
 		if c.Direction == ir.Ingress {
 			field = "saddr"
@@ -506,15 +403,6 @@ func renderRule(c *ir.Chain, r *ir.Rule, sets map[string]*setObj, v verdicts) (r
 		parts = append(parts, fam+" "+field+" @"+r.PeerSet)
 	} else if r.EndpointSet == "" {
 		parts = append(parts, "meta nfproto ipv"+strconv.Itoa(int(r.Family)))
-	}
-	if r.Protocol == 0 && (r.PortMin != 0 || r.PortMax != 0) {
-		return ruleText{}, fmt.Errorf("port range %d-%d without a protocol", r.PortMin, r.PortMax)
-	}
-	if r.PortMin == 0 && r.PortMax != 0 {
-		return ruleText{}, fmt.Errorf("port range 0-%d: a range must start at 1 or more", r.PortMax)
-	}
-	if r.PortMin > r.PortMax && r.PortMin != 0 {
-		return ruleText{}, fmt.Errorf("port range %d-%d is empty (end before start)", r.PortMin, r.PortMax)
 	}
 	if r.Protocol != 0 {
 		parts = append(parts, "meta l4proto "+protoName(r.Protocol))
@@ -527,13 +415,6 @@ func renderRule(c *ir.Chain, r *ir.Rule, sets map[string]*setObj, v verdicts) (r
 		parts = append(parts, fmt.Sprintf("th dport %d-%d", r.PortMin, r.PortMax))
 	}
 	if r.EndpointSet != "" {
-		s := sets[r.EndpointSet]
-		if s == nil {
-			return ruleText{}, fmt.Errorf("endpoint set %s is not defined in the ruleset", r.EndpointSet)
-		}
-		if s.kind != ir.EndpointSet || irFamily(s) != r.Family {
-			return ruleText{}, fmt.Errorf("set %s is not an IPv%d endpoint set", r.EndpointSet, r.Family)
-		}
 		parts = append(parts, fam+" daddr . meta l4proto . th dport @"+r.EndpointSet)
 	}
 	switch r.Verdict {
@@ -543,34 +424,16 @@ func renderRule(c *ir.Chain, r *ir.Rule, sets map[string]*setObj, v verdicts) (r
 		parts = append(parts, v.drop)
 	case ir.Pass:
 		parts = append(parts, "return")
-	default:
-		return ruleText{}, fmt.Errorf("unknown verdict %d", r.Verdict)
 	}
-	return ruleText{rule: strings.Join(parts, " "), comment: commentText(r.Comment)}, nil
-}
-
-func irFamily(s *setObj) ir.Family {
-	if strings.HasPrefix(s.def.Type, "ipv6_addr") {
-		return ir.IPv6
-	}
-	return ir.IPv4
+	return ruleText{rule: strings.Join(parts, " "), comment: commentText(r.Comment)}
 }
 
 // protoName is how nft names an IP protocol in rules and set elements.
 func protoName(p uint8) string {
-	switch p {
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	case 132:
-		return "sctp"
-	case 1:
-		return "icmp"
-	case 58:
+	if p == ipproto.ICMPv6 {
 		return "ipv6-icmp"
 	}
-	return strconv.Itoa(int(p))
+	return ipproto.Name(p)
 }
 
 // commentText makes s safe as an nft comment: no double quotes or control
@@ -600,13 +463,6 @@ func comment(s string) *string {
 	}
 	c := commentText(s)
 	return &c
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }
 
 // sortedUnique returns a sorted copy of xs without duplicates.

@@ -219,16 +219,16 @@ func setKeyDiff(old, want *setObj) (added, removed [][]string) {
 		add, rm := diffSorted(old.addrs, want.addrs, netip.Addr.Compare)
 		return mapKeys(add, addrKey), mapKeys(rm, addrKey)
 	case ir.NetSet:
-		add, rm := diffSorted(old.prefixes, want.prefixes, comparePrefix)
+		add, rm := diffSorted(old.prefixes, want.prefixes, ir.ComparePrefixes)
 		return mapKeys(add, prefixKey), mapKeys(rm, prefixKey)
 	case ir.EndpointSet:
 		add, rm := diffSorted(old.endpoints, want.endpoints, ir.CompareEndpoints)
 		return mapKeys(add, endpointKey), mapKeys(rm, endpointKey)
 	case anyNets:
-		add, rm := diffSorted(old.prefixes, want.prefixes, comparePrefix)
+		add, rm := diffSorted(old.prefixes, want.prefixes, ir.ComparePrefixes)
 		return mapKeys(add, netKeys), mapKeys(rm, netKeys)
 	case allowBoxes:
-		add, rm := diffSorted(old.boxes, want.boxes, compareBox)
+		add, rm := diffSorted(old.boxes, want.boxes, ir.CompareBoxes)
 		return mapKeys(add, boxKey), mapKeys(rm, boxKey)
 	case selfPairs:
 		add, rm := diffSorted(old.addrs, want.addrs, netip.Addr.Compare)
