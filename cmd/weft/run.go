@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+	npaclient "sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
 
 	"github.com/weftnet/weft/internal/cni"
 	"github.com/weftnet/weft/internal/ir"
@@ -86,7 +87,11 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("API client for %s: %w", cfg.Host, err)
 	}
-	w := watch.New(client, log)
+	cnpClient, err := npaclient.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("ClusterNetworkPolicy client for %s: %w", cfg.Host, err)
+	}
+	w := watch.New(client, log, watch.Config{ClusterPolicies: cnpClient})
 	var s *syncer.Syncer
 	st := metrics.Status{
 		Ready:               func() bool { ok, _ := s.Status(); return ok },

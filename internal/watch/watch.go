@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
@@ -22,6 +24,10 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	listersnetworkingv1 "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
+	npav1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
+	npaclient "sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
+	npainformers "sigs.k8s.io/network-policy-api/pkg/client/informers/externalversions"
+	npalisters "sigs.k8s.io/network-policy-api/pkg/client/listers/apis/v1alpha2"
 
 	"github.com/weftnet/weft/internal/policy"
 )
@@ -35,6 +41,12 @@ type Config struct {
 	ProbeInterval time.Duration
 	// ProbeTimeout bounds one probe (default 2s).
 	ProbeTimeout time.Duration
+	// ClusterPolicies, when set, is the client for ClusterNetworkPolicies
+	// (policy.networking.k8s.io/v1alpha2); they are watched while the API
+	// server serves that resource (its CRD is installed), looked for every
+	// CRDInterval (default 10s).
+	ClusterPolicies npaclient.Interface
+	CRDInterval     time.Duration
 }
 
 // Watcher watches Pods, Namespaces, Nodes and NetworkPolicies, and merges in
@@ -54,6 +66,11 @@ type Watcher struct {
 	restarts  atomic.Int64
 
 	cache normCache // used by Snapshot only (one goroutine)
+
+	regenMu   sync.Mutex      // one new generation of informers at a time
+	cnpServed atomic.Bool     // the API server serves ClusterNetworkPolicies (last look)
+	cnpSaid   string          // what was last said about them: "absent", "present"
+	ties      map[string]bool // priority ties already warned about
 }
 
 // relistTimeout bounds a re-list after an outage.
@@ -81,6 +98,9 @@ type informerSet struct {
 	nodes    listerscorev1.NodeLister
 	policies listersnetworkingv1.NetworkPolicyLister
 	synced   []cache.InformerSynced
+	// cnps is nil when this generation does not watch ClusterNetworkPolicies.
+	cnpFactory npainformers.SharedInformerFactory
+	cnps       npalisters.ClusterNetworkPolicyLister
 }
 
 // Health is whether the watcher's view is current.
@@ -127,7 +147,14 @@ func (w *Watcher) newInformers() *informerSet {
 		UpdateFunc: func(any, any) { w.signal() },
 		DeleteFunc: func(any) { w.signal() },
 	}
-	for name, inf := range map[string]cache.SharedIndexInformer{"pods": podInf.Informer(), "namespaces": nsInf.Informer(), "nodes": nodeInf.Informer(), "networkpolicies": npInf.Informer()} {
+	watched := map[string]cache.SharedIndexInformer{"pods": podInf.Informer(), "namespaces": nsInf.Informer(), "nodes": nodeInf.Informer(), "networkpolicies": npInf.Informer()}
+	if w.cfg.ClusterPolicies != nil && w.cnpServed.Load() {
+		s.cnpFactory = npainformers.NewSharedInformerFactory(w.cfg.ClusterPolicies, 0)
+		cnpInf := s.cnpFactory.Policy().V1alpha2().ClusterNetworkPolicies()
+		watched["clusternetworkpolicies"] = cnpInf.Informer()
+		s.cnps = cnpInf.Lister()
+	}
+	for name, inf := range watched {
 		_, _ = inf.AddEventHandler(handler)
 		_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
 			if ctx.Err() != nil {
@@ -153,11 +180,17 @@ func (w *Watcher) newInformers() *informerSet {
 func (s *informerSet) start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.factory.Start(ctx.Done())
+	if s.cnpFactory != nil {
+		s.cnpFactory.Start(ctx.Done())
+	}
 }
 
 func (s *informerSet) stop() {
 	s.cancel()
 	go s.factory.Shutdown() // waits for the informers' goroutines; nobody needs to wait for that
+	if s.cnpFactory != nil {
+		go s.cnpFactory.Shutdown()
+	}
 }
 
 func (w *Watcher) signal() {
@@ -173,12 +206,83 @@ func (w *Watcher) Changes() <-chan struct{} { return w.changes }
 
 // Start starts the informers and the API server probe.
 func (w *Watcher) Start(ctx context.Context) {
+	if w.cfg.ClusterPolicies != nil {
+		w.lookForCRD(ctx)
+	}
 	s := w.newInformers()
 	s.start(ctx)
 	w.mu.Lock()
 	w.inf = s
 	w.mu.Unlock()
 	go w.probeLoop(ctx)
+	if w.cfg.ClusterPolicies != nil {
+		go w.crdLoop(ctx)
+	}
+}
+
+// cnpGroupVersion and cnpResource are what the ClusterNetworkPolicy CRD
+// serves.
+const (
+	cnpGroupVersion = "policy.networking.k8s.io/v1alpha2"
+	cnpResource     = "clusternetworkpolicies"
+)
+
+// lookForCRD asks the API server whether it serves ClusterNetworkPolicies
+// and records the answer; it says so when the answer changes. It reports
+// whether the answer changed. An error (the server away) changes nothing.
+func (w *Watcher) lookForCRD(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
+	defer cancel()
+	body, err := w.client.Discovery().RESTClient().Get().AbsPath("/apis/" + cnpGroupVersion).DoRaw(ctx)
+	var list metav1.APIResourceList
+	if err == nil {
+		err = json.Unmarshal(body, &list)
+	}
+	served := false
+	switch {
+	case err == nil:
+		served = slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == cnpResource })
+	case apierrors.IsNotFound(err):
+	default:
+		w.log.Debug("cannot tell whether ClusterNetworkPolicies are served", "error", err)
+		return false
+	}
+	changed := w.cnpServed.Swap(served) != served
+	said := "absent"
+	if served {
+		said = "present"
+	}
+	if said != w.cnpSaid {
+		if served {
+			w.log.Info("ClusterNetworkPolicies are served (" + cnpGroupVersion + "): enforcing their Admin and Baseline tiers around NetworkPolicy")
+		} else {
+			w.log.Info("the ClusterNetworkPolicy CRD (" + cnpGroupVersion + ") is not installed: enforcing NetworkPolicy alone; ClusterNetworkPolicies are picked up when it appears, without a restart")
+		}
+		w.cnpSaid = said
+	}
+	return changed
+}
+
+// crdLoop looks for the ClusterNetworkPolicy CRD every CRDInterval; when it
+// appears or goes, a new generation of informers (with or without them)
+// lists everything and replaces the old one.
+func (w *Watcher) crdLoop(ctx context.Context) {
+	every := w.cfg.CRDInterval
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if w.lookForCRD(ctx) {
+			w.regenerate(ctx, "the ClusterNetworkPolicy CRD appeared or went")
+		}
+	}
 }
 
 // WaitForSync blocks until the informers hold a full view, logging every
@@ -293,6 +397,15 @@ func (w *Watcher) probe(ctx context.Context) error {
 // relist replaces the informers with a new generation once it has listed
 // everything; until then Snapshot reads the old view.
 func (w *Watcher) relist(ctx context.Context) {
+	w.regenerate(ctx, "")
+}
+
+// regenerate starts a new generation of informers and, once it has listed
+// everything, makes it the view; why is "" after an API outage, else what
+// changed.
+func (w *Watcher) regenerate(ctx context.Context, why string) {
+	w.regenMu.Lock()
+	defer w.regenMu.Unlock()
 	start := time.Now()
 	s := w.newInformers()
 	s.start(ctx)
@@ -308,11 +421,17 @@ func (w *Watcher) relist(ctx context.Context) {
 	old := w.inf
 	w.inf = s
 	outage := time.Since(w.health.Since)
-	w.health.Since, w.health.Err, w.lastErr = time.Time{}, nil, nil
+	if why == "" {
+		w.health.Since, w.health.Err, w.lastErr = time.Time{}, nil, nil
+	}
 	w.mu.Unlock()
 	old.stop()
-	w.restarts.Add(1)
-	w.log.Info("API server answers again; listed everything anew", "outage", outage.Round(time.Millisecond), "list", time.Since(start).Round(time.Millisecond))
+	if why == "" {
+		w.restarts.Add(1)
+		w.log.Info("API server answers again; listed everything anew", "outage", outage.Round(time.Millisecond), "list", time.Since(start).Round(time.Millisecond))
+	} else {
+		w.log.Info("watching anew: "+why, "list", time.Since(start).Round(time.Millisecond))
+	}
 	w.signal()
 }
 
@@ -341,10 +460,36 @@ func (w *Watcher) Snapshot() (*policy.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cnps []*npav1alpha2.ClusterNetworkPolicy
+	if s.cnps != nil {
+		if cnps, err = s.cnps.List(labels.Everything()); err != nil {
+			return nil, err
+		}
+	}
 	w.mu.Lock()
 	overlay := w.cni.view()
 	w.mu.Unlock()
-	return w.cache.snapshot(nss, pods, nodes, nps, overlay), nil
+	snap := w.cache.snapshot(nss, pods, nodes, nps, overlay)
+	snap.AddClusterPolicies(normalize(w.cache.cnps, cnps, func(o *npav1alpha2.ClusterNetworkPolicy) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.ClusterPolicyFromAPI)...)
+	w.warnTies(snap)
+	return snap, nil
+}
+
+// warnTies warns once about each pair of cluster policies of one tier with
+// the same priority: the API leaves their order to the implementation.
+func (w *Watcher) warnTies(snap *policy.Snapshot) {
+	for _, t := range snap.PriorityTies() {
+		key := t[0] + "\x00" + t[1]
+		if w.ties[key] {
+			continue
+		}
+		if w.ties == nil {
+			w.ties = map[string]bool{}
+		}
+		w.ties[key] = true
+		w.log.Warn("two ClusterNetworkPolicies of one tier have the same priority: the API leaves their order open; weft applies them by name (give them different priorities to say which comes first)",
+			"first", t[0], "second", t[1])
+	}
 }
 
 // normCache keeps normalised objects by UID and resourceVersion, so a sync
@@ -354,6 +499,7 @@ type normCache struct {
 	nss      map[types.UID]cached[*policy.Namespace]
 	nodes    map[types.UID]cached[*policy.Node]
 	policies map[types.UID]cached[*policy.Policy]
+	cnps     map[types.UID]cached[*policy.ClusterPolicy]
 }
 
 type cached[T any] struct {
@@ -367,6 +513,7 @@ func newNormCache() normCache {
 		nss:      map[types.UID]cached[*policy.Namespace]{},
 		nodes:    map[types.UID]cached[*policy.Node]{},
 		policies: map[types.UID]cached[*policy.Policy]{},
+		cnps:     map[types.UID]cached[*policy.ClusterPolicy]{},
 	}
 }
 

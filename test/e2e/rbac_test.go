@@ -36,6 +36,7 @@ var weftRules = []string{
 	"/pods get", "/pods list", "/pods watch",
 	"events.k8s.io/events create", "events.k8s.io/events patch",
 	"networking.k8s.io/networkpolicies get", "networking.k8s.io/networkpolicies list", "networking.k8s.io/networkpolicies watch",
+	"policy.networking.k8s.io/clusternetworkpolicies get", "policy.networking.k8s.io/clusternetworkpolicies list", "policy.networking.k8s.io/clusternetworkpolicies watch",
 }
 
 // rbacObjects are the objects of deploy/rbac.yaml.

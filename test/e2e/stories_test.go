@@ -108,6 +108,9 @@ func stories() []story {
 		{"log-allowed-and-json", storyLogAllowedJSON},
 		{"syn-flood-summarised", storySYNFlood},
 		{"nflog-group-taken-still-enforcing", storyNFLogGroupTaken},
+		{"cnp-crd-appears-without-restart", storyCNPCRDAppears},
+		{"cnp-conformance-cases", storyCNPConformance},
+		{"cnp-changes-converge", storyCNPChanges},
 	}
 }
 
