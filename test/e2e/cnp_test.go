@@ -140,7 +140,6 @@ const (
 	cnpPass   = npa.ClusterNetworkPolicyRuleActionPass
 )
 
-
 // storyCNPCRDAppears: weft runs without the ClusterNetworkPolicy CRD and
 // says so; the CRD is installed while it runs and weft enforces an Admin
 // Deny without a restart; the CRD is removed and weft goes back to
@@ -230,7 +229,7 @@ z/a   X   X
 			func() []*npa.ClusterNetworkPolicy {
 				p := cnpOf("slytherin-egress", npa.AdminTier, 10, subjectPod("y", "a"))
 				p.Spec.Egress = []npa.ClusterNetworkPolicyEgressRule{{Action: cnpDeny,
-					To: []npa.ClusterNetworkPolicyEgressPeer{{Networks: []npa.CIDR{npa.CIDR(c.pods["x/c"].IPv4.String() + "/32")}}},
+					To:        []npa.ClusterNetworkPolicyEgressPeer{{Networks: []npa.CIDR{npa.CIDR(c.pods["x/c"].IPv4.String() + "/32")}}},
 					Protocols: []npa.ClusterNetworkPolicyProtocol{{TCP: &npa.ClusterNetworkPolicyProtocolTCP{DestinationPort: &npa.Port{Range: &npa.PortRange{Start: 79, End: 80}}}}}}}
 				return []*npa.ClusterNetworkPolicy{p}
 			},
