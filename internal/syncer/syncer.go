@@ -364,7 +364,12 @@ func (s *Syncer) logProblems(snap *policy.Snapshot) {
 	for _, e := range snap.Errors() {
 		msg := e.Error()
 		now[msg] = true
-		if !s.logged[msg] {
+		switch {
+		case s.logged[msg]:
+		case e.Kind != "":
+			s.cfg.Log.Error("ClusterNetworkPolicy not fully understood; it never opens: a broken Accept rule allows nothing, a broken Deny or Pass rule denies all it might cover",
+				"clusterNetworkPolicy", e.Policy.Name, "field", e.Field, "error", e.Msg)
+		default:
 			s.cfg.Log.Error("policy not fully understood; its pods stay isolated and the broken rule allows nothing",
 				"namespace", e.Policy.Namespace, "policy", e.Policy.Name, "field", e.Field, "error", e.Msg)
 		}
