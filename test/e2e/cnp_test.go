@@ -303,6 +303,19 @@ z/a   .   .
      x/a
 y/a   .
 `}}},
+		{"domain names: weft cannot match names, so the Deny rule denies all it might cover",
+			nil,
+			func() []*npa.ClusterNetworkPolicy {
+				p := cnpOf("no-example-com", npa.AdminTier, 10, subjectPod("y", "a"))
+				p.Spec.Egress = []npa.ClusterNetworkPolicyEgressRule{{Action: cnpDeny,
+					To: []npa.ClusterNetworkPolicyEgressPeer{{DomainNames: []npa.DomainName{"example.com"}}}}}
+				return []*npa.ClusterNetworkPolicy{p}
+			},
+			[]check{{tcp80, `
+     x/a x/c
+y/a   X   X
+y/b   .   .
+`}}},
 	}
 	for _, tc := range cases {
 		t.Run(strings.SplitN(tc.name, ":", 2)[0], func(t *testing.T) {
@@ -321,6 +334,12 @@ y/a   .
 				c.expectText(t, ch.matrix, ch.target)
 			}
 		})
+	}
+	// The unsupported field was named in weft's log, with the policy.
+	for i, w := range c.wefts {
+		if !strings.Contains(w.Log(), `clusterNetworkPolicy=no-example-com field=spec.egress[0].to[0].domainNames`) {
+			t.Errorf("weft on %s did not name the domainNames rule it cannot enforce:\n%s", c.lab.Nodes[i].Name, tailLines(w.Log(), 20))
+		}
 	}
 	c.deleteAllPolicies(t)
 	c.deleteAllCNPs(t)
