@@ -9,6 +9,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	npav1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
 
 	"github.com/weftnet/weft/internal/policy"
 )
@@ -26,6 +27,9 @@ type ScaleConfig struct {
 	LocalPods int
 	Nodes     int // default 100
 	Seed      uint64
+	// ClusterPolicies adds that many ClusterNetworkPolicies (default 0),
+	// half Admin, half Baseline; see scaleClusterPolicy.
+	ClusterPolicies int
 }
 
 // Scale makes a large cluster: each namespace runs a few apps (app=app-N,
@@ -119,5 +123,53 @@ func Scale(cfg ScaleConfig) *Cluster {
 		c.Policies = append(c.Policies, np)
 	}
 	c.Snapshot = policy.NewSnapshot(c.Namespaces, c.Pods, c.Policies)
+	for i := range cfg.ClusterPolicies {
+		cnp := scaleClusterPolicy(i)
+		c.ClusterPolicies = append(c.ClusterPolicies, cnp)
+		c.Snapshot.AddClusterPolicies(policy.ClusterPolicyFromAPI(cnp))
+	}
 	return c
+}
+
+// scaleClusterPolicy is the i-th cluster policy of a scale cluster, like
+// what administrators write: per team, monitoring always let in on the
+// metrics ports (Admin Accept), other teams' app namespaces kept out of the
+// databases (Admin Deny), a team's own traffic passed to NetworkPolicy
+// (Admin Pass), and baseline isolation between teams (Baseline Deny).
+func scaleClusterPolicy(i int) *npav1alpha2.ClusterNetworkPolicy {
+	teams := []string{"red", "green", "blue", "gold"}
+	team, other := teams[i%4], teams[(i+1)%4]
+	ns := func(k, v string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchLabels: map[string]string{k: v}}
+	}
+	p := &npav1alpha2.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cnp-%d", i)}}
+	p.Spec.Priority = int32(i)
+	p.Spec.Subject.Namespaces = ns("team", team)
+	tcp := func(lo, hi int32) []npav1alpha2.ClusterNetworkPolicyProtocol {
+		return []npav1alpha2.ClusterNetworkPolicyProtocol{{TCP: &npav1alpha2.ClusterNetworkPolicyProtocolTCP{
+			DestinationPort: &npav1alpha2.Port{Range: &npav1alpha2.PortRange{Start: lo, End: hi}}}}}
+	}
+	switch i % 4 {
+	case 0:
+		p.Spec.Tier = npav1alpha2.AdminTier
+		p.Spec.Ingress = []npav1alpha2.ClusterNetworkPolicyIngressRule{{Action: npav1alpha2.ClusterNetworkPolicyRuleActionAccept,
+			From: []npav1alpha2.ClusterNetworkPolicyIngressPeer{{Namespaces: ns("purpose", "monitoring")}}, Protocols: tcp(9090, 9092)}}
+	case 1:
+		p.Spec.Tier = npav1alpha2.AdminTier
+		p.Spec.Subject = npav1alpha2.ClusterNetworkPolicySubject{Pods: &npav1alpha2.NamespacedPod{
+			NamespaceSelector: *ns("team", team), PodSelector: *ns("tier", "db")}}
+		p.Spec.Ingress = []npav1alpha2.ClusterNetworkPolicyIngressRule{{Action: npav1alpha2.ClusterNetworkPolicyRuleActionDeny,
+			From: []npav1alpha2.ClusterNetworkPolicyIngressPeer{{Namespaces: ns("team", other)}}}}
+	case 2:
+		p.Spec.Tier = npav1alpha2.AdminTier
+		p.Spec.Ingress = []npav1alpha2.ClusterNetworkPolicyIngressRule{{Action: npav1alpha2.ClusterNetworkPolicyRuleActionPass,
+			From: []npav1alpha2.ClusterNetworkPolicyIngressPeer{{Namespaces: ns("team", team)}}}}
+	case 3:
+		p.Spec.Tier = npav1alpha2.BaselineTier
+		p.Spec.Ingress = []npav1alpha2.ClusterNetworkPolicyIngressRule{{Action: npav1alpha2.ClusterNetworkPolicyRuleActionDeny,
+			From: []npav1alpha2.ClusterNetworkPolicyIngressPeer{{Namespaces: ns("team", other)}}}}
+		p.Spec.Egress = []npav1alpha2.ClusterNetworkPolicyEgressRule{{Action: npav1alpha2.ClusterNetworkPolicyRuleActionDeny,
+			To: []npav1alpha2.ClusterNetworkPolicyEgressPeer{{Networks: []npav1alpha2.CIDR{npav1alpha2.CIDR(fmt.Sprintf("192.0.2.%d/32", i%256))}}}}}
+	}
+	return p
 }
