@@ -17,6 +17,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	npa "sigs.k8s.io/network-policy-api/apis/v1alpha2"
 
 	"github.com/weftnet/weft/internal/lab"
 	"github.com/weftnet/weft/internal/scenarios"
@@ -560,6 +561,63 @@ x/b   X
 				c.restartWeftOpts(b, n, lab.WeftOptions{})
 			}
 			c.deleteAllPolicies(b)
+		})
+	}
+}
+
+// BenchmarkConnRateClusterPolicies is the per-packet cost of cluster
+// policies: new TCP connections per second from x/a (node-1) to x/c
+// (node-2) with no policy, and with 100 Admin-tier ClusterNetworkPolicies
+// selecting namespace x whose rules (Deny from a namespace each, on TCP 80)
+// do not match x/a, so every new connection walks them and is accepted by
+// default. Reports conns/s and the ratio to none.
+func BenchmarkConnRateClusterPolicies(b *testing.B) {
+	e := needEnv(b)
+	for _, backend := range backends {
+		b.Run(backend, func(b *testing.B) {
+			c := benchCluster(b, e, backend)
+			c.ensureCNPCRD(b)
+			defer c.deleteAllCNPs(b)
+			from, to := c.pods["x/a"], c.pods["x/c"]
+			var base float64
+			for _, n := range []int{0, 100} {
+				b.Run(fmt.Sprintf("cnps-%d", n), func(b *testing.B) {
+					c.deleteAllCNPs(b)
+					for i := range n {
+						p := cnpOf(fmt.Sprintf("deny-team-%03d", i), npa.AdminTier, int32(i%1000), subjectNS("x"))
+						p.Spec.Ingress = []npa.ClusterNetworkPolicyIngressRule{{Action: cnpDeny,
+							From:      []npa.ClusterNetworkPolicyIngressPeer{{Namespaces: sel("team", fmt.Sprintf("t-%d", i))}},
+							Protocols: []npa.ClusterNetworkPolicyProtocol{tcpOn(80)}}}
+						c.createCNP(b, p)
+					}
+					// The last one denies x/b: enforced means all are in.
+					if n > 0 {
+						p := cnpOf("deny-x-b", npa.AdminTier, 999, subjectPod("x", "c"))
+						p.Spec.Ingress = []npa.ClusterNetworkPolicyIngressRule{{Action: cnpDeny,
+							From: []npa.ClusterNetworkPolicyIngressPeer{{Pods: &npa.NamespacedPod{NamespaceSelector: *sel("ns", "x"), PodSelector: *sel("pod", "b")}}}}}
+						c.createCNP(b, p)
+						c.expectText(b, "\n     x/c\nx/a   .\nx/b   X\n", tcp80)
+					} else {
+						c.expectText(b, "\n     x/c\nx/a   .\nx/b   .\n", tcp80)
+					}
+					var sum float64
+					b.ResetTimer()
+					for range b.N {
+						rate, errs := connBurst(c.lab, from, to, rateConns, 8)
+						if errs > rateConns/100 {
+							b.Fatalf("%d of %d connections failed", errs, rateConns)
+						}
+						sum += rate
+					}
+					b.StopTimer()
+					rate := sum / float64(b.N)
+					if n == 0 {
+						base = rate
+					}
+					b.ReportMetric(rate, "conns/s")
+					b.ReportMetric(rate/base, "ratio-to-none")
+				})
+			}
 		})
 	}
 }
