@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/weftnet/weft/internal/policy"
 	"github.com/weftnet/weft/internal/syncer"
 )
 
@@ -20,6 +21,7 @@ type Metrics struct {
 	rulesetObjs   *prometheus.GaugeVec
 	setMembers    prometheus.Gauge
 	policyErrors  prometheus.Gauge
+	clusterPols   *prometheus.GaugeVec
 	isolatedLocal *prometheus.GaugeVec
 	cut           prometheus.Counter
 	misconfigured *prometheus.GaugeVec
@@ -63,8 +65,11 @@ func New(st ...Status) *Metrics {
 			Name: "weft_set_members", Help: "Members of all address sets in force.",
 		}),
 		policyErrors: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "weft_policy_errors", Help: "Parts of NetworkPolicies weft cannot understand (they allow nothing).",
+			Name: "weft_policy_errors", Help: "Parts of NetworkPolicies and ClusterNetworkPolicies weft cannot understand (they never open: a broken allow allows nothing, a broken deny or pass denies all it might cover).",
 		}),
+		clusterPols: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weft_cluster_network_policies", Help: "ClusterNetworkPolicies in the view weft enforces, by tier (Admin, Baseline); none while their CRD is not installed.",
+		}, []string{"tier"}),
 		isolatedLocal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weft_isolated_pod_addresses", Help: "Local pod addresses isolated by policy, by direction.",
 		}, []string{"direction"}),
@@ -78,7 +83,7 @@ func New(st ...Status) *Metrics {
 			Name: "weft_unknown_pod_addresses_denied", Help: "1 when addresses of this node's pod ranges that no known pod holds are dropped; 0 when they pass (no pod ranges known, or --unknown-pod-traffic=allow), so a new pod is open until weft learns its IP.",
 		}),
 	}
-	m.reg.MustRegister(m.syncs, m.compileTime, m.applyTime, m.rulesetObjs, m.setMembers, m.policyErrors, m.isolatedLocal,
+	m.reg.MustRegister(m.syncs, m.compileTime, m.applyTime, m.rulesetObjs, m.setMembers, m.policyErrors, m.clusterPols, m.isolatedLocal,
 		m.cut, m.misconfigured, m.unknownDenied,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if len(st) > 0 {
@@ -141,6 +146,9 @@ func (m *Metrics) ObserveSync(r syncer.Result) {
 	m.compileTime.Observe(r.Compile.Seconds())
 	if r.Snapshot != nil {
 		m.policyErrors.Set(float64(len(r.Snapshot.Errors())))
+		for _, tier := range []policy.Tier{policy.TierAdmin, policy.TierBaseline} {
+			m.clusterPols.WithLabelValues(tier.String()).Set(float64(len(r.Snapshot.ClusterPoliciesIn(tier))))
+		}
 	}
 	if rs := r.Ruleset; rs != nil && r.Changed {
 		m.rulesetObjs.WithLabelValues("sets").Set(float64(len(rs.Sets)))
