@@ -180,7 +180,8 @@ func FuzzCompileAgreesWithEvaluator(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, seed uint64) {
 		rng := rand.New(rand.NewPCG(seed, seed>>7))
-		c := clustergen.Random(rng, clustergen.RandomConfig{Namespaces: 1 + rng.IntN(3), Pods: 2 + rng.IntN(12), Policies: 1 + rng.IntN(4), Nodes: 1 + rng.IntN(2)})
+		// Cluster policies in two of three clusters.
+		c := clustergen.Random(rng, clustergen.RandomConfig{Namespaces: 1 + rng.IntN(3), Pods: 2 + rng.IntN(12), Policies: 1 + rng.IntN(4), Nodes: 1 + rng.IntN(2), ClusterPolicies: rng.IntN(3)})
 		if bad := mismatches(c, nodesOf(c), clustergen.RandomFlows(rng, c, 200)); len(bad) > 0 {
 			t.Fatalf("%d mismatches, first:\n%s", len(bad), strings.Join(bad[:min(5, len(bad))], "\n"))
 		}
