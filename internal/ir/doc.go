@@ -27,4 +27,9 @@
 // Drop (ends the direction with a drop) and Pass (leaves the current chain for
 // the group's next one) too, so ordered tiers (ClusterNetworkPolicy) fit
 // without change.
+//
+// What backends share beyond the data is here too: Ruleset.Validate checks
+// a ruleset against these rules before any backend renders it, and
+// PlanGroup plans which runs of a group's Accept-only chains become set
+// lookups (merge.go), within one budget; the backends only write the plan.
 package ir

@@ -3,7 +3,6 @@ package ir
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 )
 
 // Validate reports the first thing in r that contradicts this package's
@@ -12,7 +11,7 @@ import (
 //
 //   - sets: a name, defined once, family 4 or 6, a known kind, members that
 //     are plain addresses (no zone, no IPv4-mapped IPv6) of the set's
-//     family, and a net set's prefixes valid and disjoint;
+//     family, and a net set's prefixes valid;
 //   - chains: a name used once by chains and groups together, a known
 //     direction; their rules: family 4 or 6, a peer set that is an address
 //     or net set of the rule's family, an endpoint set that is an endpoint
@@ -21,13 +20,15 @@ import (
 //   - groups: a name used once, a known direction, chains that exist and
 //     have the group's direction, members that are plain addresses and in
 //     at most one group per direction;
-//   - UnknownRanges: valid, plain and disjoint prefixes;
+//   - UnknownRanges: valid and plain prefixes;
 //   - Log: when enabled, a rate and a burst of at least 1.
 //
 // Every rule is checked, also those of chains no group runs now: whether a
 // ruleset is refused must not depend on which pods run. Limits of one
 // backend (name lengths, what its matches can express) are the backend's
-// to check.
+// to check, and so is whether prefixes are disjoint (as this package asks
+// of net sets and UnknownRanges): nftables' interval sets refuse overlaps,
+// ipset's hash:net takes them.
 func (r *Ruleset) Validate() error {
 	sets := make(map[string]*Set, len(r.Sets))
 	for i := range r.Sets {
@@ -83,7 +84,7 @@ func (r *Ruleset) Validate() error {
 				return fmt.Errorf("group %s refers to chain %s, which the ruleset does not define", g.Name, name)
 			}
 			if c.Direction != g.Direction {
-				return fmt.Errorf("group %s (%s) refers to chain %s of direction %s", g.Name, g.Direction, name, c.Direction)
+				return fmt.Errorf("%s group %s refers to chain %s of direction %s", g.Direction, g.Name, name, c.Direction)
 			}
 		}
 		if members[g.Direction] == nil {
@@ -103,9 +104,6 @@ func (r *Ruleset) Validate() error {
 		if !p.IsValid() || !plainAddr(p.Addr()) {
 			return fmt.Errorf("unknown ranges: %s is no plain IPv4 or IPv6 prefix", p)
 		}
-	}
-	if err := disjoint(r.UnknownRanges); err != nil {
-		return fmt.Errorf("unknown ranges: %w", err)
 	}
 	if l := r.Log; l.Enabled && (l.Rate == 0 || l.Burst == 0) {
 		return fmt.Errorf("log: rate %d/s with burst %d logs nothing; want both at least 1", l.Rate, l.Burst)
@@ -137,9 +135,6 @@ func (s *Set) validate() error {
 				return badMember("prefix " + p.String())
 			}
 		}
-		if err := disjoint(s.Prefixes); err != nil {
-			return fmt.Errorf("set %s: %w; a net set holds disjoint prefixes", s.Name, err)
-		}
 	case EndpointSet:
 		for _, e := range s.Endpoints {
 			if !ofFamily(e.Addr) {
@@ -159,10 +154,13 @@ func (r *Rule) validate(dir Direction, sets map[string]*Set) error {
 	if r.PeerSet != "" {
 		s := sets[r.PeerSet]
 		if s == nil {
-			return fmt.Errorf("peer set %s is not defined in the ruleset", r.PeerSet)
+			return fmt.Errorf("peer set %s is not in the ruleset: a set of that name is not defined", r.PeerSet)
 		}
-		if s.Kind == EndpointSet || s.Family != r.Family {
-			return fmt.Errorf("peer set %s is not an IPv%d address or net set", r.PeerSet, r.Family)
+		if s.Kind == EndpointSet {
+			return fmt.Errorf("peer set %s holds endpoint members, which a peer match cannot use", r.PeerSet)
+		}
+		if s.Family != r.Family {
+			return fmt.Errorf("peer set %s is of IPv%d, the rule of IPv%d", r.PeerSet, s.Family, r.Family)
 		}
 	}
 	switch {
@@ -171,15 +169,18 @@ func (r *Rule) validate(dir Direction, sets map[string]*Set) error {
 	case r.PortMin == 0 && r.PortMax != 0:
 		return fmt.Errorf("port range 0-%d: a range must start at 1 or more", r.PortMax)
 	case r.PortMin > r.PortMax:
-		return fmt.Errorf("port range %d-%d is empty (end before start)", r.PortMin, r.PortMax)
+		return fmt.Errorf("port range %d-%d ends before it starts", r.PortMin, r.PortMax)
 	}
 	if r.EndpointSet != "" {
 		s := sets[r.EndpointSet]
 		if s == nil {
-			return fmt.Errorf("endpoint set %s is not defined in the ruleset", r.EndpointSet)
+			return fmt.Errorf("endpoint set %s is not in the ruleset: a set of that name is not defined", r.EndpointSet)
 		}
-		if s.Kind != EndpointSet || s.Family != r.Family {
-			return fmt.Errorf("set %s is not an IPv%d endpoint set", r.EndpointSet, r.Family)
+		if s.Kind != EndpointSet {
+			return fmt.Errorf("endpoint set %s holds %s members, which an endpoint match cannot use", r.EndpointSet, s.Kind)
+		}
+		if s.Family != r.Family {
+			return fmt.Errorf("endpoint set %s is of IPv%d, the rule of IPv%d", r.EndpointSet, s.Family, r.Family)
 		}
 	}
 	if r.Verdict != Accept && r.Verdict != Drop && r.Verdict != Pass {
@@ -191,23 +192,6 @@ func (r *Rule) validate(dir Direction, sets map[string]*Set) error {
 // plainAddr reports whether a is an IPv4 or IPv6 address as the kernel
 // compares them: no zone, no IPv4 address mapped into IPv6.
 func plainAddr(a netip.Addr) bool { return a.IsValid() && a.Zone() == "" && !a.Is4In6() }
-
-// disjoint reports the first two of ps (valid prefixes) that overlap.
-func disjoint(ps []netip.Prefix) error {
-	sorted := make([]netip.Prefix, len(ps))
-	for i, p := range ps {
-		sorted[i] = p.Masked()
-	}
-	slices.SortFunc(sorted, ComparePrefixes)
-	for i := 1; i < len(sorted); i++ {
-		// Sorted by address then length, a prefix that overlaps another
-		// overlaps its predecessor.
-		if sorted[i-1].Overlaps(sorted[i]) && sorted[i-1] != sorted[i] {
-			return fmt.Errorf("prefixes %s and %s overlap", sorted[i-1], sorted[i])
-		}
-	}
-	return nil
-}
 
 // ComparePrefixes orders prefixes by address, then length: a prefix comes
 // right before those inside it.

@@ -141,9 +141,6 @@ func render(rs *ir.Ruleset) (*desired, error) { return renderWith(rs, 0) }
 // nft cannot take gets an error naming the object. Only the ir's chains and
 // sets that some rule still uses are rendered.
 func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
-	if err := rs.Validate(); err != nil {
-		return nil, err
-	}
 	for i := range rs.Sets {
 		if err := checkName("set", rs.Sets[i].Name); err != nil {
 			return nil, err
@@ -158,6 +155,18 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 		if err := checkName("group", rs.Groups[i].Name); err != nil {
 			return nil, err
 		}
+	}
+	if err := rs.Validate(); err != nil {
+		return nil, err
+	}
+	// Interval sets refuse overlapping elements.
+	for i := range rs.Sets {
+		if err := checkDisjoint(rs.Sets[i].Name, rs.Sets[i].Prefixes); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkDisjoint("of the unknown ranges", rs.UnknownRanges); err != nil {
+		return nil, err
 	}
 	d := &desired{sets: map[string]*setObj{}, maps: map[string]*mapObj{}, chains: map[string]*chainObj{}, overBudget: map[string]int{}}
 	lg := newLogger(rs.Log)
@@ -352,6 +361,26 @@ func (d *desired) addUnknown(ranges []netip.Prefix) {
 		}
 		d.sets[s.Name] = renderSet(s)
 	}
+}
+
+// checkDisjoint says which two of the prefixes of set name overlap, if any.
+func checkDisjoint(name string, ps []netip.Prefix) error {
+	if len(ps) < 2 {
+		return nil
+	}
+	sorted := make([]netip.Prefix, len(ps))
+	for i, p := range ps {
+		sorted[i] = p.Masked()
+	}
+	sorted = sortedUnique(sorted, ir.ComparePrefixes)
+	for i := 1; i < len(sorted); i++ {
+		// Sorted by address then length, a prefix that overlaps another
+		// overlaps its predecessor.
+		if sorted[i-1].Overlaps(sorted[i]) {
+			return fmt.Errorf("set %s holds overlapping prefixes %s and %s; a net set must hold disjoint prefixes", name, sorted[i-1], sorted[i])
+		}
+	}
+	return nil
 }
 
 // renderSet renders a set of a valid ruleset.
