@@ -20,9 +20,12 @@ type Config struct {
 	Mode Mode
 	// Logger receives the mode decision and warnings; nil means slog.Default().
 	Logger *slog.Logger
-	// MergeBudget is the most elements the merged sets of one group may hold
-	// per family; a group that needs more walks its policy chains. 0 means
-	// DefaultMergeBudget, a negative value never merges.
+	// MergeBudget is the most elements the merged sets of one group may hold,
+	// both families together (an ipset element is a peer, or a peer with a
+	// protocol and one port); a group that needs more walks its policy
+	// chains, in both families. 0 means DefaultMergeBudget, a negative value
+	// never merges. It is ir.MergeOptions.Budget, which the nftables backend
+	// takes too.
 	MergeBudget int
 }
 
@@ -111,14 +114,7 @@ func New(cfg Config) (*Backend, error) {
 		reason = "set by configuration"
 	}
 	log.Info("iptables backend ready", "mode", string(mode), "reason", reason)
-	budget := cfg.MergeBudget
-	switch {
-	case budget == 0:
-		budget = DefaultMergeBudget
-	case budget < 0:
-		budget = 0
-	}
-	return &Backend{mode: mode, tools: toolsFor(mode), log: log, budget: budget, run: run}, nil
+	return &Backend{mode: mode, tools: toolsFor(mode), log: log, budget: cfg.MergeBudget, run: run}, nil
 }
 
 // saveAll returns the rules of every table of both families.

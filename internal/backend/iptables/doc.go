@@ -73,9 +73,12 @@
 // ranges. Chains with Drop or Pass rules are walked with the mark as before,
 // in order between the runs; lookups after such a chain test that the mark
 // is not set. A group whose merged sets would hold more than
-// Config.MergeBudget elements in a family (DefaultMergeBudget, 50,000) walks
-// all its chains in that family, so memory stays bounded. The ir's own sets
-// are created only when a walked chain or a kept rule uses them. A pod
+// Config.MergeBudget elements, both families together (DefaultMergeBudget,
+// 50,000; a negative budget never merges), walks all its chains in both,
+// so memory stays bounded. The nftables backend merges by the same plan
+// (ir.PlanGroup, with one element per port here); this package only writes
+// it. The ir's own sets are created only when a walked chain or a kept
+// rule uses them. A pod
 // joining a peer set adds its elements to the merged sets built from it: a
 // membership change still touches only ipsets.
 //

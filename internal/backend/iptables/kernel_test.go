@@ -344,7 +344,7 @@ func testRefusedSetLeavesPreviousState(t *testing.T, mode Mode) {
 	b := newTestBackend(t, mode)
 	// Walk every chain, so that the next state renders the new policy's own
 	// peer set (merged, its members would go into an existing merged set).
-	b.budget = 0
+	b.budget = -1
 	if err := b.Apply(context.Background(), sampleRuleset()); err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func testRefusedSetLeavesPreviousState(t *testing.T, mode Mode) {
 	if err := b.Apply(context.Background(), otherRuleset()); err != nil {
 		t.Fatal(err)
 	}
-	checkKernelHoldsBudget(t, mode, otherRuleset(), 0)
+	checkKernelHoldsBudget(t, mode, otherRuleset(), -1)
 }
 
 func TestKernelRefusedRuleLeavesPreviousStateNFT(t *testing.T) {

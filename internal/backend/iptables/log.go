@@ -39,8 +39,9 @@ func newLogger(l ir.Log) (*logger, error) {
 	if !l.Enabled {
 		return nil, nil
 	}
-	if l.Rate == 0 || l.Burst == 0 || l.Rate > maxLogRate {
-		return nil, fmt.Errorf("ruleset: log rate %d/s with burst %d: want a rate of 1 to %d per second and a burst of at least 1", l.Rate, l.Burst, maxLogRate)
+	// ir.Ruleset.Validate saw to a rate and burst of at least 1.
+	if l.Rate > maxLogRate {
+		return nil, fmt.Errorf("ruleset: log rate %d/s: want a rate of 1 to %d per second", l.Rate, maxLogRate)
 	}
 	return &logger{log: l}, nil
 }

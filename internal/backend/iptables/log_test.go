@@ -71,7 +71,7 @@ func TestLog(t *testing.T) {
 		for _, v := range []struct {
 			allowed bool
 			budget  int
-		}{{false, DefaultMergeBudget}, {true, DefaultMergeBudget}, {false, 0}, {true, 0}} {
+		}{{false, DefaultMergeBudget}, {true, DefaultMergeBudget}, {false, -1}, {true, -1}} {
 			l := ir.DefaultLog
 			l.Allowed = v.allowed
 			rs := logRuleset(l)

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,127 +12,19 @@ import (
 )
 
 // DefaultMergeBudget is the most elements the merged sets of one group may
-// hold in one family (Config.MergeBudget); a group that would need more
-// walks its policy chains instead, so that memory stays bounded by the ir's
-// own sets.
-const DefaultMergeBudget = 50000
+// hold when Config.MergeBudget is 0: ir.DefaultMergeBudget.
+const DefaultMergeBudget = ir.DefaultMergeBudget
 
 // maxMergedPorts is the widest port range a merged rule may have: ipset
 // stores one element per port, so wider ranges stay rules.
 const maxMergedPorts = 1024
 
-// mergeable reports whether every rule of c accepts: such chains, tried in
-// a row, accept exactly the union of what their rules match, in any order.
-func mergeable(c *ir.Chain) bool {
-	for i := range c.Rules {
-		if c.Rules[i].Verdict != ir.Accept {
-			return false
-		}
-	}
-	return true
-}
-
-// mergedRun is a run of consecutive mergeable chains of one group, in one
-// family, folded into a hash:net set of peers accepted on every protocol
-// and port, one hash:net set per protocol of peers accepted on every port
-// of it, and a hash:net,port set of (peer, protocol:port) elements, plus the
-// rules the sets cannot hold (named ports, wide port ranges), kept as rules.
-type mergedRun struct {
-	chains   []*ir.Chain
-	any      map[string]bool           // peers, ipset syntax
-	hasAny   bool                      // a rule wants the any set, even if empty
-	protos   map[uint8]map[string]bool // protocol → peers on every port
-	ports    map[string]bool           // "peer,proto:port"
-	hasPorts bool                      // a rule wants the port set
-	residual []*ir.Rule
-}
-
-// elements is the number of set elements the run needs.
-func (run *mergedRun) elements() int {
-	n := len(run.any) + len(run.ports)
-	for _, peers := range run.protos {
-		n += len(peers)
-	}
-	return n
-}
-
-// add takes in the rules of family fam of chain c.
-func (r *renderer) addToRun(run *mergedRun, c *ir.Chain, fam ir.Family) {
-	run.chains = append(run.chains, c)
-	for i := range c.Rules {
-		rule := &c.Rules[i]
-		if rule.Family != fam {
-			continue
-		}
-		width := int(rule.PortMax) - int(rule.PortMin) + 1
-		if rule.PortMax == 0 {
-			width = 1
-		}
-		if rule.EndpointSet != "" || (rule.PortMin != 0 && width > maxMergedPorts) {
-			// A named port resolves on the destination, which for ingress
-			// is the group member, not a key of the sets; a wide range
-			// would cost one element per port. Keep the rule.
-			run.residual = append(run.residual, rule)
-			continue
-		}
-		peers := r.peerMembers(rule)
-		switch {
-		case rule.Protocol == 0:
-			run.hasAny = true
-			if run.any == nil {
-				run.any = map[string]bool{}
-			}
-			for _, p := range peers {
-				run.any[p] = true
-			}
-		case rule.PortMin == 0:
-			if run.protos == nil {
-				run.protos = map[uint8]map[string]bool{}
-			}
-			set := run.protos[rule.Protocol]
-			if set == nil {
-				set = map[string]bool{}
-				run.protos[rule.Protocol] = set
-			}
-			for _, p := range peers {
-				set[p] = true
-			}
-		default:
-			run.hasPorts = true
-			if run.ports == nil {
-				run.ports = map[string]bool{}
-			}
-			proto := protoName(rule.Protocol)
-			for port := int(rule.PortMin); port < int(rule.PortMin)+width; port++ {
-				suffix := "," + proto + ":" + strconv.Itoa(port)
-				for _, p := range peers {
-					run.ports[p+suffix] = true
-				}
-			}
-		}
-	}
-}
-
-// peerMembers is the peer of rule as hash:net members written as ipset
-// lists them (single addresses bare): the members of its peer set, or the
-// whole family (as two halves, since hash:net cannot hold /0).
-func (r *renderer) peerMembers(rule *ir.Rule) []string {
-	if rule.PeerSet == "" {
-		whole := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-		if rule.Family == ir.IPv6 {
-			whole = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
-		}
-		return netMembers(whole)
-	}
-	s := r.sets[rule.PeerSet]
-	out := make([]string, 0, s.Len())
-	for _, a := range s.Addrs {
-		out = append(out, a.String())
-	}
-	for _, p := range s.Prefixes {
-		out = append(out, netMembers(p)...)
-	}
-	return out
+// mergeOptions are the planner's parameters for ipsets: one element per
+// port, up to maxMergedPorts ports a rule, overlaps kept (so a peer joining
+// a set only adds elements, which the narrow-then-widen order of Apply
+// relies on).
+func mergeOptions(budget int) ir.MergeOptions {
+	return ir.MergeOptions{Budget: budget, Sets: ir.PortSets, MaxPortRange: maxMergedPorts}
 }
 
 // mergedSetName names a merged set of group g: run k, kind ("any", "p"
@@ -144,18 +35,22 @@ func mergedSetName(g string, k int, kind string, fam ir.Family) string {
 	return "weft-m-" + hex.EncodeToString(sum[:6]) + "-" + kind + "-" + strconv.Itoa(int(fam))
 }
 
-// emitRun adds the run's sets to the state and returns the group chain's
-// rules (specs) that look them up, then its kept rules. Each accepts by
-// returning from the group chain, which was entered by goto, so the packet
-// goes back to WEFT and on to the next direction. cond is prepended to
-// every rule (the mark test when a walked chain came before).
-func (r *renderer) emitRun(run *mergedRun, g *ir.Group, k int, fam ir.Family, cond string) ([]string, error) {
+// emitRun writes a planned run in family fam: a hash:net set of the peers
+// accepted on every protocol and port, one hash:net set per protocol of
+// the peers accepted on its every port, and a hash:net,port set of
+// (peer, protocol:port) elements, each with the group chain's rule (spec)
+// that looks it up, then the kept rules. Each accepts by returning from the
+// group chain, which was entered by goto, so the packet goes back to WEFT
+// and on to the next direction. cond is prepended to every rule (the mark
+// test when a walked chain came before).
+func (r *renderer) emitRun(run *ir.Run, g *ir.Group, fam ir.Family, cond string) []string {
+	rf := run.Family(fam)
 	peerDir, portDirs := "src", "src,dst"
 	if g.Direction == ir.Egress {
 		peerDir, portDirs = "dst", "dst,dst"
 	}
-	policies := make([]string, 0, len(run.chains))
-	for _, c := range run.chains {
+	policies := make([]string, 0, len(run.Chains))
+	for _, c := range run.Chains {
 		policies = append(policies, c.Policy)
 	}
 	what := commentArg(strings.Join(policies, ","))
@@ -164,55 +59,58 @@ func (r *renderer) emitRun(run *mergedRun, g *ir.Group, k int, fam ir.Family, co
 		accept = "-g " + chainIngressAccept
 	}
 	var specs []string
-	newSet := func(kind, typ string, members map[string]bool) string {
-		name := mergedSetName(g.Name, k, kind, fam)
-		list := make([]string, 0, len(members))
-		for m := range members {
-			list = append(list, m)
-		}
-		slices.Sort(list)
-		r.st.sets[name] = newIPSet(name, typ, fam, list)
+	newSet := func(kind, typ string, members []string) string {
+		name := mergedSetName(g.Name, run.N, kind, fam)
+		// Written as ipset lists them, a /0's halves may meet a /1 peer.
+		slices.Sort(members)
+		r.st.sets[name] = newIPSet(name, typ, fam, slices.Compact(members))
 		return name
 	}
-	if run.hasAny {
-		name := newSet("any", "hash:net", run.any)
+	if rf.AnyUsed {
+		var members []string
+		for _, p := range rf.Any {
+			members = append(members, netMembers(p)...)
+		}
+		name := newSet("any", "hash:net", members)
 		specs = append(specs, fmt.Sprintf("%s-m set --match-set %s %s%s %s", cond, name, peerDir, what, accept))
 	}
-	protos := make([]uint8, 0, len(run.protos))
-	for p := range run.protos {
-		protos = append(protos, p)
+	for _, proto := range rf.AllPorts {
+		var members []string
+		for _, b := range rf.Boxes {
+			if b.Protocol == proto && b.AllPorts() {
+				members = append(members, netMembers(b.Peer)...)
+			}
+		}
+		name := newSet("n"+strconv.Itoa(int(proto)), "hash:net", members)
+		specs = append(specs, fmt.Sprintf("%s-p %s -m set --match-set %s %s%s %s", cond, protoName(proto), name, peerDir, what, accept))
 	}
-	slices.Sort(protos)
-	for _, p := range protos {
-		name := newSet("n"+strconv.Itoa(int(p)), "hash:net", run.protos[p])
-		specs = append(specs, fmt.Sprintf("%s-p %s -m set --match-set %s %s%s %s", cond, protoName(p), name, peerDir, what, accept))
-	}
-	if run.hasPorts {
-		name := newSet("p", "hash:net,port", run.ports)
+	if rf.Ranges {
+		var members []string
+		for _, b := range rf.Boxes {
+			if b.AllPorts() {
+				continue
+			}
+			peers := netMembers(b.Peer)
+			for port := int(b.Lo); port <= int(b.Hi); port++ {
+				suffix := "," + protoName(b.Protocol) + ":" + strconv.Itoa(port)
+				for _, p := range peers {
+					members = append(members, p+suffix)
+				}
+			}
+		}
+		name := newSet("p", "hash:net,port", members)
 		specs = append(specs, fmt.Sprintf("%s-m set --match-set %s %s%s %s", cond, name, portDirs, what, accept))
 	}
-	for _, rule := range run.residual {
-		c := r.chainOf(run, rule)
-		spec, err := r.ruleSpec(c, rule)
-		if err != nil {
-			return nil, fmt.Errorf("ruleset: chain %s (%s): %w", c.Name, c.Policy, err)
+	for _, ref := range run.Kept {
+		rule := ref.Rule()
+		if rule.Family != fam {
+			continue
 		}
+		spec := r.ruleSpec(ref.Chain, rule)
 		// The rule's own Accept target (WEFT-ALLOW or WEFT-INGRESS-ALLOW)
 		// becomes the run's.
 		target := strings.LastIndex(spec, "-g ")
 		specs = append(specs, cond+spec[:target]+accept)
 	}
-	return specs, nil
-}
-
-// chainOf returns the chain of run that holds rule.
-func (r *renderer) chainOf(run *mergedRun, rule *ir.Rule) *ir.Chain {
-	for _, c := range run.chains {
-		for i := range c.Rules {
-			if &c.Rules[i] == rule {
-				return c
-			}
-		}
-	}
-	panic("rule of no chain of the run")
+	return specs
 }

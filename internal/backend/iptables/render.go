@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"math/bits"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/weftnet/weft/internal/ipproto"
 	"github.com/weftnet/weft/internal/ir"
 )
 
@@ -59,49 +59,29 @@ func emptyState() *state {
 }
 
 // render turns rs into the state the kernel must hold. It checks the ruleset
-// for what iptables and ipset cannot express and says what is wrong.
-func render(rs *ir.Ruleset) (*state, error) { return renderBudget(rs, DefaultMergeBudget) }
+// (ir.Ruleset.Validate, then what iptables and ipset cannot express) and
+// says what is wrong.
+func render(rs *ir.Ruleset) (*state, error) { return renderBudget(rs, 0) }
 
-// renderBudget is render with a merge budget per group and family (see
-// Config.MergeBudget; 0 never merges).
+// renderBudget is render with a merge budget (Config.MergeBudget: 0 is the
+// default, a negative budget never merges).
 func renderBudget(rs *ir.Ruleset, budget int) (*state, error) {
-	st := emptyState()
+	if err := checkNames(rs); err != nil {
+		return nil, err
+	}
+	if err := rs.Validate(); err != nil {
+		return nil, fmt.Errorf("ruleset: %w", err)
+	}
 	chains := make(map[string]*ir.Chain, len(rs.Chains))
 	for i := range rs.Chains {
-		c := &rs.Chains[i]
-		if err := checkChainName(c.Name); err != nil {
-			return nil, err
-		}
-		chains[c.Name] = c
+		chains[rs.Chains[i].Name] = &rs.Chains[i]
 	}
 	sets := make(map[string]*ir.Set, len(rs.Sets))
 	for i := range rs.Sets {
-		s := &rs.Sets[i]
-		if err := checkSetName(s.Name); err != nil {
-			return nil, err
-		}
-		sets[s.Name] = s
+		sets[rs.Sets[i].Name] = &rs.Sets[i]
 	}
-	for _, g := range rs.Groups {
-		if err := checkChainName(g.Name); err != nil {
-			return nil, err
-		}
-		for _, c := range g.Chains {
-			if chains[c] == nil {
-				return nil, fmt.Errorf("ruleset: group %s runs chain %s, which the ruleset does not define", g.Name, c)
-			}
-		}
-	}
-	// Every rule is checked, also those no group of their family needs now:
-	// whether a ruleset is refused must not depend on which pods run.
-	check := &renderer{chains: chains, sets: sets, st: emptyState(), checkOnly: true, checked: map[string]bool{}}
-	for i := range rs.Chains {
-		c := &rs.Chains[i]
-		for j := range c.Rules {
-			if _, err := check.ruleSpec(c, &c.Rules[j]); err != nil {
-				return nil, fmt.Errorf("ruleset: chain %s (%s) rule %d: %w", c.Name, c.Policy, j, err)
-			}
-		}
+	if err := checkPorts(rs, sets); err != nil {
+		return nil, err
 	}
 	lg, err := newLogger(rs.Log)
 	if err != nil {
@@ -117,7 +97,17 @@ func renderBudget(rs *ir.Ruleset, budget int) (*state, error) {
 			}
 		}
 	}
-	r := &renderer{chains: chains, sets: sets, st: st, budget: budget, lg: lg, acceptLogged: acceptLogged}
+	// One plan per group serves both families: a group merges, or walks,
+	// in both.
+	plans := make([]*ir.GroupPlan, len(rs.Groups))
+	opts := mergeOptions(budget)
+	for i := range rs.Groups {
+		if plans[i], err = ir.PlanGroup(&rs.Groups[i], chains, sets, opts); err != nil {
+			return nil, fmt.Errorf("ruleset: %w", err)
+		}
+	}
+	st := emptyState()
+	r := &renderer{sets: sets, st: st, plans: plans, lg: lg, acceptLogged: acceptLogged}
 	for _, fam := range families {
 		if err := r.renderFamily(rs, fam); err != nil {
 			return nil, err
@@ -126,16 +116,58 @@ func renderBudget(rs *ir.Ruleset, budget int) (*state, error) {
 	return st, nil
 }
 
+// checkNames checks that iptables and ipset can take the ruleset's names.
+func checkNames(rs *ir.Ruleset) error {
+	for i := range rs.Sets {
+		if err := checkSetName(rs.Sets[i].Name); err != nil {
+			return err
+		}
+	}
+	for i := range rs.Chains {
+		if err := checkChainName(rs.Chains[i].Name); err != nil {
+			return err
+		}
+	}
+	for i := range rs.Groups {
+		if err := checkChainName(rs.Groups[i].Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPorts checks a valid ruleset for ports of protocols without ports,
+// which iptables and ipset cannot express: no match reads them, and
+// hash:ip,port holds none. Every rule is checked, also those no group
+// needs now: whether a ruleset is refused must not depend on which pods
+// run.
+func checkPorts(rs *ir.Ruleset, sets map[string]*ir.Set) error {
+	endpointsChecked := map[string]bool{}
+	for i := range rs.Chains {
+		c := &rs.Chains[i]
+		for j := range c.Rules {
+			rule := &c.Rules[j]
+			if rule.PortMin != 0 && !ipproto.HasPorts(rule.Protocol) {
+				return fmt.Errorf("ruleset: chain %s (%s) rule %d: protocol %s has no ports, but the rule matches port %d", c.Name, c.Policy, j, protoName(rule.Protocol), rule.PortMin)
+			}
+			if name := rule.EndpointSet; name != "" && !endpointsChecked[name] {
+				endpointsChecked[name] = true
+				for _, e := range sets[name].Endpoints {
+					if !ipproto.HasPorts(e.Protocol) {
+						return fmt.Errorf("ruleset: chain %s (%s) rule %d: set %s: endpoint %s: protocol %s has no ports", c.Name, c.Policy, j, name, e, protoName(e.Protocol))
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
 type renderer struct {
-	chains map[string]*ir.Chain
-	sets   map[string]*ir.Set
-	st     *state
-	// checkOnly renderers check rules and sets without rendering members.
-	checkOnly bool
-	checked   map[string]bool
-	// budget is the most elements a group's merged sets may hold in one
-	// family; 0 walks every chain.
-	budget int
+	sets map[string]*ir.Set
+	st   *state
+	// plans are the groups' merge plans, in the ruleset's order.
+	plans []*ir.GroupPlan
 	// lg renders the log rules (nil: no logging); acceptLogged names the
 	// chains whose Accept rules go to chainIngressAllow.
 	lg           *logger
@@ -228,9 +260,7 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 		}
 		add(g.Name, "-p tcp -m conntrack --ctstate NEW -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN"+commentArg("no TCP connection starts so")+" -j "+notStart)
 		add(g.Name, markClear)
-		if err := r.renderGroupChains(t, g, fam, add); err != nil {
-			return err
-		}
+		r.renderGroupChains(t, g, r.plans[gi], fam, add)
 		add(g.Name, markNotSet+" -j "+dropChain(g.Direction))
 		add(g.Name, markClear)
 	}
@@ -250,135 +280,66 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 	return nil
 }
 
-// renderGroupChains writes the body of group g's chain: runs of Accept-only
-// chains merged into set lookups (unless they would exceed the budget), the
-// other chains walked in order with the mark.
-func (r *renderer) renderGroupChains(t *table, g *ir.Group, fam ir.Family, add func(chain, spec string)) error {
-	for _, cname := range g.Chains {
-		if c := r.chains[cname]; c.Direction != g.Direction {
-			return fmt.Errorf("ruleset: %s group %s runs %s chain %s", g.Direction, g.Name, c.Direction, c.Name)
-		}
-	}
-	// steps: a walked chain (run == nil) or a merged run.
-	type step struct {
-		chain *ir.Chain
-		run   *mergedRun
-	}
-	var steps []step
-	elements := 0
-	merge := r.budget > 0
-	for _, cname := range g.Chains {
-		c := r.chains[cname]
-		if !merge || !mergeable(c) {
-			steps = append(steps, step{chain: c})
-			continue
-		}
-		if n := len(steps); n == 0 || steps[n-1].run == nil {
-			steps = append(steps, step{run: &mergedRun{}})
-		}
-		run := steps[len(steps)-1].run
-		elements -= run.elements()
-		r.addToRun(run, c, fam)
-		elements += run.elements()
-		if elements > r.budget {
-			merge = false
-			break
-		}
-	}
-	if !merge {
-		steps = steps[:0]
-		for _, cname := range g.Chains {
-			steps = append(steps, step{chain: r.chains[cname]})
-		}
-	}
-	walked, k := false, 0
-	for _, s := range steps {
+// renderGroupChains writes the body of group g's chain by its plan: runs
+// of Accept-only chains as set lookups, the other chains (all of them when
+// the plan walks) walked in order with the mark.
+func (r *renderer) renderGroupChains(t *table, g *ir.Group, plan *ir.GroupPlan, fam ir.Family, add func(chain, spec string)) {
+	walked := false
+	for _, s := range plan.Steps {
 		cond := ""
 		if walked {
 			cond = markNotSet + " "
 		}
-		if s.run != nil {
-			specs, err := r.emitRun(s.run, g, k, fam, cond)
-			if err != nil {
-				return err
-			}
-			for _, spec := range specs {
+		if s.Run != nil {
+			for _, spec := range r.emitRun(s.Run, g, fam, cond) {
 				add(g.Name, spec)
 			}
-			k++
 			continue
 		}
-		c := s.chain
+		c := s.Chain
 		add(g.Name, strings.TrimPrefix(cond+strings.TrimPrefix(commentArg(c.Policy), " ")+" -j "+c.Name, " "))
 		walked = true
 		if _, done := t.chains[c.Name]; done {
 			continue
 		}
-		if err := r.renderChain(t, c, fam); err != nil {
-			return err
-		}
+		r.renderChain(t, c, fam)
 	}
-	return nil
 }
 
-func (r *renderer) renderChain(t *table, c *ir.Chain, fam ir.Family) error {
+func (r *renderer) renderChain(t *table, c *ir.Chain, fam ir.Family) {
 	t.chains[c.Name] = []string{}
 	for i := range c.Rules {
 		rule := &c.Rules[i]
 		if rule.Family != fam {
 			continue
 		}
-		spec, err := r.ruleSpec(c, rule)
-		if err != nil {
-			return fmt.Errorf("ruleset: chain %s (%s) rule %d: %w", c.Name, c.Policy, i, err)
-		}
-		t.chains[c.Name] = append(t.chains[c.Name], "-A "+c.Name+" "+spec)
+		t.chains[c.Name] = append(t.chains[c.Name], "-A "+c.Name+" "+r.ruleSpec(c, rule))
 	}
-	return nil
 }
 
-func (r *renderer) ruleSpec(c *ir.Chain, rule *ir.Rule) (string, error) {
+// ruleSpec writes a rule of a checked ruleset.
+func (r *renderer) ruleSpec(c *ir.Chain, rule *ir.Rule) string {
 	var b strings.Builder
 	if rule.PeerSet != "" {
-		s, err := r.useSet(rule.PeerSet, rule.Family, ir.AddrSet, ir.NetSet)
-		if err != nil {
-			return "", err
-		}
 		dir := "src"
 		if c.Direction == ir.Egress {
 			dir = "dst"
 		}
-		fmt.Fprintf(&b, "-m set --match-set %s %s ", s, dir)
+		fmt.Fprintf(&b, "-m set --match-set %s %s ", r.useSet(rule.PeerSet), dir)
 	}
 	if rule.Protocol != 0 {
 		proto := protoName(rule.Protocol)
 		fmt.Fprintf(&b, "-p %s ", proto)
-		if rule.PortMin != 0 {
-			if !hasPorts(rule.Protocol) {
-				return "", fmt.Errorf("protocol %s has no ports, but the rule matches port %d", proto, rule.PortMin)
-			}
-			max := rule.PortMax
-			if max == 0 {
-				max = rule.PortMin
-			}
-			switch {
-			case max < rule.PortMin:
-				return "", fmt.Errorf("port range %d-%d ends before it starts", rule.PortMin, max)
-			case max == rule.PortMin:
-				fmt.Fprintf(&b, "-m %s --dport %d ", proto, rule.PortMin)
-			default:
-				fmt.Fprintf(&b, "-m %s --dport %d:%d ", proto, rule.PortMin, max)
-			}
+		switch {
+		case rule.PortMin == 0:
+		case rule.PortMax == rule.PortMin:
+			fmt.Fprintf(&b, "-m %s --dport %d ", proto, rule.PortMin)
+		default:
+			fmt.Fprintf(&b, "-m %s --dport %d:%d ", proto, rule.PortMin, rule.PortMax)
 		}
-	} else if rule.PortMin != 0 {
-		return "", fmt.Errorf("port %d without a protocol", rule.PortMin)
 	}
 	if rule.EndpointSet != "" {
-		s, err := r.useSet(rule.EndpointSet, rule.Family, ir.EndpointSet)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, "-m set --match-set %s dst,dst ", s)
+		fmt.Fprintf(&b, "-m set --match-set %s dst,dst ", r.useSet(rule.EndpointSet))
 	}
 	if rule.Comment != "" {
 		b.WriteString(strings.TrimPrefix(commentArg(rule.Comment), " "))
@@ -395,37 +356,16 @@ func (r *renderer) ruleSpec(c *ir.Chain, rule *ir.Rule) (string, error) {
 		b.WriteString("-j " + dropChain(c.Direction))
 	case ir.Pass:
 		b.WriteString("-j RETURN")
-	default:
-		return "", fmt.Errorf("unknown verdict %d", rule.Verdict)
 	}
-	return b.String(), nil
+	return b.String()
 }
 
-// useSet renders the ir set name (once) and checks that a rule of family fam
-// may use it as one of the kinds.
-func (r *renderer) useSet(name string, fam ir.Family, kinds ...ir.SetKind) (string, error) {
+// useSet renders the ir set name (once) and returns its name.
+func (r *renderer) useSet(name string) string {
+	if _, done := r.st.sets[name]; done {
+		return name
+	}
 	s := r.sets[name]
-	if s == nil {
-		return "", fmt.Errorf("set %s is not in the ruleset", name)
-	}
-	if s.Family != fam {
-		return "", fmt.Errorf("set %s is of IPv%d, the rule of IPv%d", name, s.Family, fam)
-	}
-	if !slices.Contains(kinds, s.Kind) {
-		return "", fmt.Errorf("set %s holds %s members, which this match cannot use", name, s.Kind)
-	}
-	if _, done := r.st.sets[name]; done || r.checked[name] {
-		return name, nil
-	}
-	if r.checkOnly {
-		r.checked[name] = true
-		for _, e := range s.Endpoints {
-			if !hasPorts(e.Protocol) {
-				return "", fmt.Errorf("set %s: endpoint %s: protocol %s has no ports", name, e, protoName(e.Protocol))
-			}
-		}
-		return name, nil
-	}
 	var (
 		typ     string
 		members []string
@@ -447,14 +387,11 @@ func (r *renderer) useSet(name string, fam ir.Family, kinds ...ir.SetKind) (stri
 		typ = "hash:ip,port"
 		members = make([]string, 0, len(s.Endpoints))
 		for _, e := range s.Endpoints {
-			if !hasPorts(e.Protocol) {
-				return "", fmt.Errorf("set %s: endpoint %s: protocol %s has no ports", name, e, protoName(e.Protocol))
-			}
 			members = append(members, e.Addr.String()+","+protoName(e.Protocol)+":"+strconv.Itoa(int(e.Port)))
 		}
 	}
 	r.st.sets[name] = newIPSet(name, typ, s.Family, members)
-	return name, nil
+	return name
 }
 
 // netMembers renders a prefix for hash:net, as ipset lists it: a single
@@ -530,25 +467,16 @@ func sameAddressBPF(fam ir.Family) string {
 // ndTypes are the ICMPv6 types of neighbour and router discovery (133-136).
 var ndTypes = [...]string{"router-solicitation", "router-advertisement", "neighbour-solicitation", "neighbour-advertisement"}
 
+// protoName is how iptables and ipset name an IP protocol.
 func protoName(p uint8) string {
 	switch p {
-	case 1:
-		return "icmp"
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	case 58:
+	case ipproto.ICMPv6:
 		return "icmpv6"
-	case 132:
-		return "sctp"
 	case 136:
 		return "udplite"
 	}
-	return strconv.Itoa(int(p))
+	return ipproto.Name(p)
 }
-
-func hasPorts(p uint8) bool { return p == 6 || p == 17 || p == 132 || p == 136 }
 
 // commentArg renders " -m comment --comment "text"", made safe for
 // iptables-restore's quoting and its 255-byte limit; "" for empty text.

@@ -27,7 +27,7 @@ func testNarrowAndGrow(t *testing.T, mode Mode) {
 		old    func() *ir.Ruleset
 		closed uint16
 	}{
-		{"walking", 0, sampleRuleset, 85},
+		{"walking", -1, sampleRuleset, 85},
 		{"merged", DefaultMergeBudget, mergedRuleset, 81},
 	} {
 		b := newTestBackend(t, mode)
