@@ -78,6 +78,15 @@ type Box struct {
 // AllPorts reports whether b accepts every port of its protocol.
 func (b Box) AllPorts() bool { return b.Lo == 0 }
 
+// ComparePrefixes orders prefixes by address, then length: a prefix comes
+// right before those inside it.
+func ComparePrefixes(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
 // CompareBoxes orders boxes by peer (ComparePrefixes), protocol and ports.
 func CompareBoxes(a, b Box) int {
 	if c := ComparePrefixes(a.Peer, b.Peer); c != 0 {
@@ -108,7 +117,7 @@ type GroupPlan struct {
 // PlanStep is a chain the group walks (jumps to) or a run of merged chains.
 type PlanStep struct {
 	// Chain is the walked chain (nil for a run); Index is its place in
-	// Group.Chains, hence in Group.Policies.
+	// Group.Chains, hence in Group.Policies (for a run, its first chain's).
 	Chain *Chain
 	Index int
 	Run   *Run

@@ -192,12 +192,3 @@ func (r *Rule) validate(dir Direction, sets map[string]*Set) error {
 // plainAddr reports whether a is an IPv4 or IPv6 address as the kernel
 // compares them: no zone, no IPv4 address mapped into IPv6.
 func plainAddr(a netip.Addr) bool { return a.IsValid() && a.Zone() == "" && !a.Is4In6() }
-
-// ComparePrefixes orders prefixes by address, then length: a prefix comes
-// right before those inside it.
-func ComparePrefixes(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
-}
