@@ -335,7 +335,9 @@ func TestRenderedRulesAgreeWithTracer(t *testing.T) {
 	var mergedGroups, walkingGroups, unknownDrops int
 	for seed := range rounds {
 		rng := rand.New(rand.NewPCG(uint64(seed), 7))
-		c := clustergen.Random(rng, clustergen.RandomConfig{})
+		// ClusterNetworkPolicies (Deny and Pass rules, tier chains) in two
+		// of three.
+		c := clustergen.Random(rng, clustergen.RandomConfig{ClusterPolicies: seed % 3})
 		node := clustergen.NodeName(rng.IntN(2))
 		// Every other seed gives the node pod ranges: unknown local
 		// addresses are dropped, known ones are in open groups.
