@@ -365,21 +365,7 @@ x/b   X
 `
 					}
 					c.expectText(b, want, tcp80)
-					var rates []float64
-					b.ResetTimer()
-					for range b.N {
-						rate, errs := connBurst(c.lab, from, to, rateConns, 8)
-						if errs > rateConns/100 {
-							b.Fatalf("%d of %d connections failed", errs, rateConns)
-						}
-						rates = append(rates, rate)
-					}
-					b.StopTimer()
-					var sum float64
-					for _, r := range rates {
-						sum += r
-					}
-					rate := sum / float64(len(rates))
+					rate := measureRate(b, c, from, to)
 					if n == 0 {
 						base = rate
 					}
@@ -539,17 +525,7 @@ func BenchmarkConnRateLogging(b *testing.B) {
 x/a   .
 x/b   X
 `, tcp80)
-					var sum float64
-					b.ResetTimer()
-					for range b.N {
-						rate, errs := connBurst(c.lab, from, to, rateConns, 8)
-						if errs > rateConns/100 {
-							b.Fatalf("%d of %d connections failed", errs, rateConns)
-						}
-						sum += rate
-					}
-					b.StopTimer()
-					rate := sum / float64(b.N)
+					rate := measureRate(b, c, from, to)
 					if run.name == "log-off" {
 						off = rate
 					}
@@ -600,17 +576,7 @@ func BenchmarkConnRateClusterPolicies(b *testing.B) {
 					} else {
 						c.expectText(b, "\n     x/c\nx/a   .\nx/b   .\n", tcp80)
 					}
-					var sum float64
-					b.ResetTimer()
-					for range b.N {
-						rate, errs := connBurst(c.lab, from, to, rateConns, 8)
-						if errs > rateConns/100 {
-							b.Fatalf("%d of %d connections failed", errs, rateConns)
-						}
-						sum += rate
-					}
-					b.StopTimer()
-					rate := sum / float64(b.N)
+					rate := measureRate(b, c, from, to)
 					if n == 0 {
 						base = rate
 					}
@@ -620,4 +586,21 @@ func BenchmarkConnRateClusterPolicies(b *testing.B) {
 			}
 		})
 	}
+}
+
+// measureRate is the benchmark's measurement: b.N bursts of rateConns new
+// connections from from to to, 8 at a time; it returns the mean rate.
+func measureRate(b *testing.B, c *cluster, from, to *lab.Pod) float64 {
+	b.Helper()
+	var sum float64
+	b.ResetTimer()
+	for range b.N {
+		rate, errs := connBurst(c.lab, from, to, rateConns, 8)
+		if errs > rateConns/100 {
+			b.Fatalf("%d of %d connections failed", errs, rateConns)
+		}
+		sum += rate
+	}
+	b.StopTimer()
+	return sum / float64(b.N)
 }
