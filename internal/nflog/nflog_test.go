@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	gonflog "github.com/florianl/go-nflog/v2"
+	npa "sigs.k8s.io/network-policy-api/apis/v1alpha2"
 
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/policy"
@@ -126,6 +127,24 @@ func TestMessages(t *testing.T) {
 		if ev.Changed {
 			t.Errorf("%s: explained as changed", tc.name)
 		}
+	}
+}
+
+// A drop decided by a ClusterNetworkPolicy names its tier, policy and rule.
+func TestMessageClusterPolicy(t *testing.T) {
+	cnp := &npa.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "deny-x"}, Spec: npa.ClusterNetworkPolicySpec{
+		Tier: npa.AdminTier, Priority: 1,
+		Subject: npa.ClusterNetworkPolicySubject{Namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": "y"}}},
+		Ingress: []npa.ClusterNetworkPolicyIngressRule{{Action: npa.ClusterNetworkPolicyRuleActionDeny,
+			From: []npa.ClusterNetworkPolicyIngressPeer{{Namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": "x"}}}}}},
+	}}
+	v := view(time.Unix(1000, 0), xb, xc, ya)
+	v.Eval.Snapshot.AddClusterPolicies(policy.ClusterPolicyFromAPI(cnp))
+	// x/c is allowed by web-allow, but the Admin tier comes first.
+	ev := Explain(tcpPacket("10.32.0.8", "10.32.0.11", 5000, 80, ir.Dropped, ir.Ingress), []View{v}, &v)
+	want := "TCP connection from x/c 10.32.0.8:5000 to y/a 10.32.0.11:80 blocked: ingress of y/a: Admin tier clusternetworkpolicy deny-x ingress[0] denies x/c on 80/TCP"
+	if got := ev.Message(); got != want || ev.Changed {
+		t.Errorf("got %s (changed %v)\nwant %s", got, ev.Changed, want)
 	}
 }
 

@@ -135,7 +135,7 @@ func Explain(p Packet, views []View, latest *View) Event {
 			verb = "accepts"
 		}
 		ev.Policies = []string{r.Policy}
-		ev.Reason = fmt.Sprintf("%s of %s: clusternetworkpolicy %s (%s tier) %s %s %s by %s[%d]", dir, local.Name(), r.Policy, r.Tier, verb, peer.Name(), service(p), r.Direction, r.Index)
+		ev.Reason = fmt.Sprintf("%s of %s: %s tier clusternetworkpolicy %s %s[%d] %s %s %s", dir, local.Name(), r.Tier, r.Policy, r.Direction, r.Index, verb, peer.Name(), service(p))
 	case p.Action == ir.Accepted:
 		ev.Reason = fmt.Sprintf("%s of %s is isolated by %s; %s allows %s %s", dir, local.Name(), strings.Join(ev.Policies, ", "), strings.Join(ev.AllowedBy, ", "), peer.Name(), service(p))
 	default:
