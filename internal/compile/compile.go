@@ -170,8 +170,17 @@ func (c *compiler) compile() *ir.Ruleset {
 			}
 		}
 	}
-	for _, s := range c.sets {
-		rs.Sets = append(rs.Sets, *s)
+	// Sets only a merged rule's union stood for are referenced no more.
+	used := map[string]bool{}
+	for _, ch := range rs.Chains {
+		for _, r := range ch.Rules {
+			used[r.PeerSet], used[r.EndpointSet] = true, true
+		}
+	}
+	for name, s := range c.sets {
+		if used[name] {
+			rs.Sets = append(rs.Sets, *s)
+		}
 	}
 	sort.Slice(rs.Sets, func(i, j int) bool { return rs.Sets[i].Name < rs.Sets[j].Name })
 	sort.Slice(rs.Chains, func(i, j int) bool { return rs.Chains[i].Name < rs.Chains[j].Name })
@@ -264,8 +273,93 @@ func (c *compiler) tierChain(rs *ir.Ruleset, pod *policy.Pod, tier policy.Tier, 
 			ch.Rules = append(ch.Rules, c.clusterRule(p, &p.Rules[dir][i], dir, i)...)
 		}
 	}
+	ch.Rules = c.mergeSameVerdict(ch.Rules)
 	c.addChain(rs, ch)
 	return ch
+}
+
+// mergeSameVerdict keeps a tier chain's cost per packet from growing with
+// its policies: within a run of consecutive rules of one verdict the order
+// does not matter (whichever matches, the verdict is the same), so the rules
+// of the run that share family, protocol and ports become one rule whose
+// peer set is the union of theirs (any peer, if one of them takes any).
+func (c *compiler) mergeSameVerdict(rules []ir.Rule) []ir.Rule {
+	type key struct {
+		fam              ir.Family
+		proto            uint8
+		portMin, portMax uint16
+		endpoints        string
+	}
+	var out []ir.Rule
+	for start := 0; start < len(rules); {
+		end := start
+		for end < len(rules) && rules[end].Verdict == rules[start].Verdict {
+			end++
+		}
+		var order []key
+		groups := map[key][]ir.Rule{}
+		for _, r := range rules[start:end] {
+			k := key{r.Family, r.Protocol, r.PortMin, r.PortMax, r.EndpointSet}
+			if _, ok := groups[k]; !ok {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], r)
+		}
+		for _, k := range order {
+			out = append(out, c.unionRule(groups[k]))
+		}
+		start = end
+	}
+	return out
+}
+
+// unionRule is one rule matching what any of rs (same verdict, family,
+// protocol and ports) matches.
+func (c *compiler) unionRule(rs []ir.Rule) ir.Rule {
+	r := rs[0]
+	if len(rs) == 1 {
+		return r
+	}
+	r.Comment = fmt.Sprintf("%s and %d more", rs[0].Comment, len(rs)-1)
+	var names []string
+	for _, x := range rs {
+		if x.PeerSet == "" {
+			r.PeerSet = "" // any peer
+			return r
+		}
+		names = append(names, x.PeerSet)
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	if len(names) == 1 {
+		r.PeerSet = names[0]
+		return r
+	}
+	name := "weft-" + hash("union|"+strings.Join(names, ","))
+	if _, ok := c.sets[name]; !ok {
+		u := &ir.Set{Name: name, Family: r.Family, Kind: ir.AddrSet, Comment: fmt.Sprintf("union of %d peer sets", len(names))}
+		var prefixes []netip.Prefix
+		for _, n := range names {
+			s := c.sets[n]
+			u.Addrs = append(u.Addrs, s.Addrs...)
+			prefixes = append(prefixes, s.Prefixes...)
+			if s.Kind == ir.NetSet {
+				u.Kind = ir.NetSet
+			}
+		}
+		if u.Kind == ir.NetSet {
+			for _, a := range u.Addrs {
+				prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
+			}
+			u.Addrs, u.Prefixes = nil, disjoint(prefixes)
+		} else {
+			slices.SortFunc(u.Addrs, netip.Addr.Compare)
+			u.Addrs = slices.Compact(u.Addrs)
+		}
+		c.sets[name] = u
+	}
+	r.PeerSet = name
+	return r
 }
 
 // clusterRule expands one cluster policy rule into ir rules: one per

@@ -11,6 +11,9 @@ import (
 	"github.com/weftnet/weft/internal/clustergen"
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/policy"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	npav1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
 )
 
 // packetFor is how node sees the first packet of f.
@@ -257,5 +260,55 @@ func TestSubtract(t *testing.T) {
 		if strings.Join(got, " ") != tc.want {
 			t.Errorf("%s except %s = %v, want %s", tc.cidr, tc.except, got, tc.want)
 		}
+	}
+}
+
+// A tier chain's rules do not grow with its policies: 40 Admin policies
+// denying one namespace each on 80/TCP become one rule per family, whose
+// peer set is the union; a Pass between them splits the run.
+func TestTierChainMergesSameVerdict(t *testing.T) {
+	c := clustergen.Scale(clustergen.ScaleConfig{Pods: 200, Namespaces: 50, Policies: 0, LocalPods: 20, Seed: 1})
+	tcp := func() []npav1alpha2.ClusterNetworkPolicyProtocol {
+		return []npav1alpha2.ClusterNetworkPolicyProtocol{{TCP: &npav1alpha2.ClusterNetworkPolicyProtocolTCP{DestinationPort: &npav1alpha2.Port{Number: 80}}}}
+	}
+	for i := range 40 {
+		action := npav1alpha2.ClusterNetworkPolicyRuleActionDeny
+		if i == 20 {
+			action = npav1alpha2.ClusterNetworkPolicyRuleActionPass
+		}
+		p := &npav1alpha2.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("deny-%02d", i)}, Spec: npav1alpha2.ClusterNetworkPolicySpec{
+			Tier: npav1alpha2.AdminTier, Priority: int32(i),
+			Subject: npav1alpha2.ClusterNetworkPolicySubject{Namespaces: &metav1.LabelSelector{}},
+			Ingress: []npav1alpha2.ClusterNetworkPolicyIngressRule{{Action: action, Protocols: tcp(),
+				From: []npav1alpha2.ClusterNetworkPolicyIngressPeer{{Namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": fmt.Sprintf("ns-%d", i)}}}}}},
+		}}
+		c.Snapshot.AddClusterPolicies(policy.ClusterPolicyFromAPI(p))
+	}
+	rs := Compile(c.Snapshot, "node-1")
+	var tier *ir.Chain
+	for i := range rs.Chains {
+		if strings.HasPrefix(rs.Chains[i].Policy, "Admin tier") && rs.Chains[i].Direction == ir.Ingress {
+			tier = &rs.Chains[i]
+		}
+	}
+	if tier == nil {
+		t.Fatal("no Admin tier chain")
+	}
+	// Deny ×20 (v4, v6), Pass (v4, v6), Deny ×19 (v4, v6).
+	var verdicts []string
+	for _, r := range tier.Rules {
+		verdicts = append(verdicts, fmt.Sprintf("%s/%d", r.Verdict, r.Family))
+	}
+	if got, want := strings.Join(verdicts, " "), "drop/4 drop/6 pass/4 pass/6 drop/4 drop/6"; got != want {
+		t.Errorf("tier chain rules %q, want %q", got, want)
+	}
+	if s := rs.Set(tier.Rules[0].PeerSet); s == nil || s.Len() == 0 {
+		t.Errorf("the first rule's union set %q is missing or empty", tier.Rules[0].PeerSet)
+	}
+	// And it still decides as the evaluator does, on node-1 (the other
+	// nodes' pods are not compiled here: no whole-cluster comparison).
+	rng := rand.New(rand.NewPCG(1, 1))
+	if bad := mismatches(c, []string{"node-1"}, clustergen.RandomFlows(rng, c, 2000), map[string][]netip.Prefix{}); len(bad) > 0 {
+		t.Fatalf("%d mismatches, first:\n%s", len(bad), strings.Join(bad[:min(5, len(bad))], "\n"))
 	}
 }
