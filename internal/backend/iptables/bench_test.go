@@ -33,6 +33,12 @@ func scaleCluster(local int) *clustergen.Cluster {
 	return clustergen.Scale(clustergen.ScaleConfig{Pods: 10000, Namespaces: 1000, Policies: 2000, Node: "node-1", LocalPods: local, Seed: 1})
 }
 
+// scaleClusterCNPs is scaleCluster(100) with 100 ClusterNetworkPolicies
+// beside the 2,000 NetworkPolicies.
+func scaleClusterCNPs() *clustergen.Cluster {
+	return clustergen.Scale(clustergen.ScaleConfig{Pods: 10000, Namespaces: 1000, Policies: 2000, Node: "node-1", LocalPods: 100, Seed: 1, ClusterPolicies: 100})
+}
+
 func rulesetStats(rs *ir.Ruleset) (rules, members int) {
 	for _, c := range rs.Chains {
 		rules += len(c.Rules)
@@ -147,8 +153,17 @@ func kernelSetBytes(b *testing.B) int {
 // timed) everything is cleaned up.
 func BenchmarkApplyFull(b *testing.B) {
 	for _, mode := range []Mode{ModeNFT, ModeLegacy} {
-		for _, sc := range benchScales {
-			rs := compile.Compile(scaleCluster(sc.local).Snapshot, "node-1")
+		for _, sc := range append(slices.Clone(benchScales), struct {
+			name  string
+			local int
+		}{"local=100/cnps=100", -1}) {
+			var c *clustergen.Cluster
+			if sc.local >= 0 {
+				c = scaleCluster(sc.local)
+			} else {
+				c = scaleClusterCNPs()
+			}
+			rs := compile.Compile(c.Snapshot, "node-1")
 			b.Run(string(mode)+"/"+sc.name, func(b *testing.B) {
 				privateNetns(b)
 				be := benchBackend(b, mode)

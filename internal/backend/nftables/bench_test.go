@@ -105,10 +105,21 @@ func BenchmarkKernelFullSync(b *testing.B) {
 	if !enterNetnsBench(b) {
 		return
 	}
+	type scale struct {
+		c    *clustergen.Cluster
+		name string
+	}
+	var scales []scale
 	for _, local := range benchLocal {
 		c, name := benchCluster(local)
-		rs := compile.Compile(c.Snapshot, "node-1")
-		b.Run(name, func(b *testing.B) {
+		scales = append(scales, scale{c, name})
+	}
+	// The same cluster with 100 ClusterNetworkPolicies beside the 2,000
+	// NetworkPolicies, for 100 local pods.
+	scales = append(scales, scale{clustergen.Scale(clustergen.ScaleConfig{Pods: 10000, Namespaces: 1000, Policies: 2000, LocalPods: 100, Seed: 1, ClusterPolicies: 100}), "local=100/cnps=100"})
+	for _, sc := range scales {
+		rs := compile.Compile(sc.c.Snapshot, "node-1")
+		b.Run(sc.name, func(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			var st SyncStats
