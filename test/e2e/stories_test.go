@@ -111,6 +111,7 @@ func stories() []story {
 		{"cnp-crd-appears-without-restart", storyCNPCRDAppears},
 		{"cnp-conformance-cases", storyCNPConformance},
 		{"cnp-changes-converge", storyCNPChanges},
+		{"cnp-conformance-houses", storyCNPHouses},
 	}
 }
 
