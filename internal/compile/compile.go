@@ -92,7 +92,6 @@ func (c *compiler) compile() *ir.Ruleset {
 	// Cluster policies: per local pod and direction, one chain per tier
 	// holding the rules of the tier's policies that select it, in
 	// evaluation order. A Pass leaves the tier's chain for the next.
-	tiered := [2]map[*policy.Pod]bool{{}, {}}
 	if len(c.snap.ClusterPolicies) > 0 {
 		for dir := range podChains {
 			for _, pod := range c.snap.Pods {
@@ -123,7 +122,6 @@ func (c *compiler) compile() *ir.Ruleset {
 					order[dir] = append(order[dir], pod)
 				}
 				podChains[dir][pod] = chains
-				tiered[dir][pod] = true
 			}
 		}
 	}
@@ -387,30 +385,7 @@ func (c *compiler) clusterRule(p *policy.ClusterPolicy, r *policy.ClusterRule, d
 				peers = append(peers, name)
 			}
 		}
-		var ports []portMatch
-		if r.AllPorts {
-			ports = []portMatch{{}}
-		}
-		for _, pt := range r.Ports {
-			if pt.Name != "" && pt.Protocol == 0 {
-				// A named port of any protocol the destination pod names.
-				for _, proto := range []policy.Protocol{policy.TCP, policy.UDP, policy.SCTP} {
-					ports = append(ports, portMatch{protocol: uint8(proto), endpointSet: c.namedPortSet(pt.Name, proto, fi)})
-				}
-				continue
-			}
-			pm := portMatch{protocol: uint8(pt.Protocol), portMin: pt.Port, portMax: pt.EndPort}
-			if pt.Name != "" {
-				pm.endpointSet = c.namedPortSet(pt.Name, pt.Protocol, fi)
-			}
-			ports = append(ports, pm)
-		}
-		for _, peer := range peers {
-			for _, pm := range ports {
-				out = append(out, ir.Rule{Family: fam, PeerSet: peer, Protocol: pm.protocol, PortMin: pm.portMin, PortMax: pm.portMax,
-					EndpointSet: pm.endpointSet, Verdict: verdict, Comment: comment})
-			}
-		}
+		out = append(out, crossRules(fam, peers, c.portMatches(r.AllPorts, r.Ports, fi), verdict, comment)...)
 	}
 	return out
 }
@@ -510,6 +485,44 @@ type portMatch struct {
 	endpointSet      string
 }
 
+// portMatches returns the port entries of a rule for family index fi: one
+// that matches everything when all is set; a named port with a protocol
+// matches that protocol's endpoint set, and one without (a cluster policy's
+// destinationNamedPort) each protocol's.
+func (c *compiler) portMatches(all bool, ports []policy.Port, fi int) []portMatch {
+	var out []portMatch
+	if all {
+		out = []portMatch{{}}
+	}
+	for _, p := range ports {
+		if p.Name != "" && p.Protocol == 0 {
+			for _, proto := range []policy.Protocol{policy.TCP, policy.UDP, policy.SCTP} {
+				out = append(out, portMatch{protocol: uint8(proto), endpointSet: c.namedPortSet(p.Name, proto, fi)})
+			}
+			continue
+		}
+		pm := portMatch{protocol: uint8(p.Protocol), portMin: p.Port, portMax: p.EndPort}
+		if p.Name != "" {
+			pm.endpointSet = c.namedPortSet(p.Name, p.Protocol, fi)
+		}
+		out = append(out, pm)
+	}
+	return out
+}
+
+// crossRules returns one rule of family fam per peer set and port entry,
+// all with verdict and comment.
+func crossRules(fam ir.Family, peers []string, ports []portMatch, verdict ir.Verdict, comment string) []ir.Rule {
+	var out []ir.Rule
+	for _, peer := range peers {
+		for _, pm := range ports {
+			out = append(out, ir.Rule{Family: fam, PeerSet: peer, Protocol: pm.protocol, PortMin: pm.portMin, PortMax: pm.portMax,
+				EndpointSet: pm.endpointSet, Verdict: verdict, Comment: comment})
+		}
+	}
+	return out
+}
+
 func (c *compiler) chain(pol *policy.Policy, dir policy.Direction) *ir.Chain {
 	ref := pol.PolicyRef.String()
 	ch := &ir.Chain{
@@ -533,31 +546,7 @@ func (c *compiler) chain(pol *policy.Policy, dir policy.Direction) *ir.Chain {
 					peers = append(peers, name)
 				}
 			}
-			var ports []portMatch
-			if r.AllPorts {
-				ports = []portMatch{{}}
-			}
-			for _, p := range r.Ports {
-				pm := portMatch{protocol: uint8(p.Protocol), portMin: p.Port, portMax: p.EndPort}
-				if p.Name != "" {
-					pm.endpointSet = c.namedPortSet(p.Name, p.Protocol, fi)
-				}
-				ports = append(ports, pm)
-			}
-			for _, peer := range peers {
-				for _, pm := range ports {
-					ch.Rules = append(ch.Rules, ir.Rule{
-						Family:      fam,
-						PeerSet:     peer,
-						Protocol:    pm.protocol,
-						PortMin:     pm.portMin,
-						PortMax:     pm.portMax,
-						EndpointSet: pm.endpointSet,
-						Verdict:     ir.Accept,
-						Comment:     comment,
-					})
-				}
-			}
+			ch.Rules = append(ch.Rules, crossRules(fam, peers, c.portMatches(r.AllPorts, r.Ports, fi), ir.Accept, comment)...)
 		}
 	}
 	return ch
