@@ -44,10 +44,7 @@ func (l *Logger) Run(ctx context.Context, in <-chan Packet) {
 
 // Handle explains, counts and (unless it folds into a summary) writes p.
 func (l *Logger) Handle(ctx context.Context, p Packet, now time.Time) {
-	ev, ok := l.explain(p)
-	if !ok {
-		return
-	}
+	ev := l.explain(p)
 	if ev.Verdict == "blocked" {
 		l.Counters.Blocked(p.Protocol.String(), p.Direction.String(), ev.Namespace())
 	}
@@ -66,7 +63,7 @@ func (l *Logger) Handle(ctx context.Context, p Packet, now time.Time) {
 	l.Out.LogAttrs(ctx, slog.LevelInfo, ev.Message(), attrs...)
 }
 
-func (l *Logger) explain(p Packet) (Event, bool) {
+func (l *Logger) explain(p Packet) Event {
 	slack := l.Slack
 	if slack <= 0 {
 		slack = 2 * time.Second
@@ -84,9 +81,9 @@ func (l *Logger) explain(p Packet) (Event, bool) {
 		if !p.Protocol.HasPorts() {
 			ev.Src.Port, ev.Dst.Port = 0, 0
 		}
-		return ev, true
+		return ev
 	}
-	return Explain(p, l.History.Candidates(p.At, slack), latest), true
+	return Explain(p, l.History.Candidates(p.At, slack), latest)
 }
 
 func (l *Logger) writeSummary(ctx context.Context, s Summary) {
