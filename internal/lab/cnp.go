@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	npaclient "sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
 	"sigs.k8s.io/yaml"
+
+	"github.com/weftnet/weft/internal/watch"
 )
 
 // crdResource is where CustomResourceDefinitions live.
@@ -81,16 +82,9 @@ func (l *Lab) InstallClusterNetworkPolicyCRD(ctx context.Context) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	for {
-		body, err := l.client.Discovery().RESTClient().Get().AbsPath("/apis/policy.networking.k8s.io/v1alpha2").DoRaw(ctx)
-		if err == nil {
-			var list metav1.APIResourceList
-			if json.Unmarshal(body, &list) == nil {
-				for _, r := range list.APIResources {
-					if r.Name == "clusternetworkpolicies" {
-						return nil
-					}
-				}
-			}
+		served, err := watch.ServesClusterPolicies(ctx, l.client)
+		if served {
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the API server does not serve ClusterNetworkPolicies 30 s after their CRD was created (last: %v)", err)

@@ -227,23 +227,32 @@ const (
 	cnpResource     = "clusternetworkpolicies"
 )
 
+// ServesClusterPolicies asks the API server's discovery whether it serves
+// ClusterNetworkPolicies (their CRD is installed and established). An error
+// means it could not tell.
+func ServesClusterPolicies(ctx context.Context, client kubernetes.Interface) (bool, error) {
+	body, err := client.Discovery().RESTClient().Get().AbsPath("/apis/" + cnpGroupVersion).DoRaw(ctx)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var list metav1.APIResourceList
+	if err := json.Unmarshal(body, &list); err != nil {
+		return false, fmt.Errorf("discovery of %s: %w", cnpGroupVersion, err)
+	}
+	return slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == cnpResource }), nil
+}
+
 // lookForCRD asks the API server whether it serves ClusterNetworkPolicies
 // and records the answer; it says so when the answer changes. It reports
 // whether the answer changed. An error (the server away) changes nothing.
 func (w *Watcher) lookForCRD(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
 	defer cancel()
-	body, err := w.client.Discovery().RESTClient().Get().AbsPath("/apis/" + cnpGroupVersion).DoRaw(ctx)
-	var list metav1.APIResourceList
-	if err == nil {
-		err = json.Unmarshal(body, &list)
-	}
-	served := false
-	switch {
-	case err == nil:
-		served = slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == cnpResource })
-	case apierrors.IsNotFound(err):
-	default:
+	served, err := ServesClusterPolicies(ctx, w.client)
+	if err != nil {
 		w.log.Debug("cannot tell whether ClusterNetworkPolicies are served", "error", err)
 		return false
 	}
