@@ -12,6 +12,18 @@
 //	"socket":   weft's CNI socket (default /run/weft/cni.sock)
 //	"timeout":  how long ADD waits for weft, a Go duration (default "10s", at most "60s")
 //	"failOpen": start the pod anyway when weft cannot confirm it (default false)
+//
+// Run with arguments it puts itself on a node or takes itself off:
+//
+//	weft-cni install   [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--source PATH]
+//	                   [--socket PATH] [--timeout 10s] [--fail-open]
+//	weft-cni uninstall [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d]
+//
+// install copies the binary into the bin dir and chains a weft-cni entry at
+// the end of the plugins of the conflist the runtime uses (the first CNI
+// config in the conf dir by name); uninstall removes every weft-cni entry
+// from the conf dir's conflists, then the binary. Both are idempotent and
+// replace files atomically.
 package main
 
 import (
@@ -33,6 +45,11 @@ var buildVersion = "dev"
 var supportedVersions = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 func main() {
+	// A runtime runs the plugin without arguments; install and uninstall
+	// are run by hand or by weft's DaemonSet.
+	if len(os.Args) > 1 {
+		os.Exit(runTool(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	p := &plugin{stdout: os.Stdout, stderr: os.Stderr}
 	about := fmt.Sprintf("weft-cni %s: chained CNI plugin that has the local weft isolate a pod before it starts", buildVersion)
 	// GC and STATUS (CNI 1.1) are left to the library's defaults, which
