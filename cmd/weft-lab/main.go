@@ -30,7 +30,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/weftnet/weft/internal/scenarios"
+	"github.com/weftnet/weft/internal/reach"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -248,7 +248,7 @@ func (d *driver) demo(ctx context.Context) error {
 	}
 	fmt.Fprint(d.out, indent(after.String()))
 	d.step("What changed ('-' blocked now, connected before; '+' the reverse)")
-	fmt.Fprint(d.out, indent(scenarios.Changes(before, after)))
+	fmt.Fprint(d.out, indent(reach.Changes(before, after)))
 	d.step("Why: weft's log of the blocked attempts (one line per blocked connection; repeats within 10 s become one summary line)")
 	time.Sleep(time.Second) // the last probes' lines
 	for i, w := range d.wefts {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/internal/scenarios"
+	"github.com/weftnet/weft/internal/reach"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -115,7 +115,7 @@ func TestPodsReachEachOtherWithoutWeft(t *testing.T) {
 		t.Run(strings.ReplaceAll(target.String(), " ", "-"), func(t *testing.T) {
 			got, errs := l.ProbeMatrix(context.Background(), pods, pods, target)
 			if !got.Equal(all) {
-				t.Fatalf("%s:\n%s%v", target, scenarios.Diff(all, got), errs)
+				t.Fatalf("%s:\n%s%v", target, reach.Diff(all, got), errs)
 			}
 		})
 	}
@@ -147,7 +147,7 @@ func TestHandWrittenDropShowsInMatrix(t *testing.T) {
 			_, _ = l.Nodes[0].Exec(ctx, "iptables", append([]string{"-D"}, rule...)...)
 		}
 	})
-	waitMatrix(t, l, pods, TCP80, scenarios.MustParseMatrix(`
+	waitMatrix(t, l, pods, TCP80, reach.MustParseMatrix(`
 	        drop/a drop/b drop/c
 	drop/a    .      X      .
 	drop/b    .      .      .

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/weftnet/weft/internal/scenarios"
+	"github.com/weftnet/weft/internal/reach"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -181,7 +181,7 @@ func probeUDP(ctx context.Context, addr string, timeout time.Duration) (string, 
 // ProbeMatrix probes every source against every destination in parallel
 // (bounded) and returns the matrix and the probes' errors by "from -> to".
 func (l *Lab) ProbeMatrix(ctx context.Context, from, to []Endpoint, t Target) (*Matrix, map[string]error) {
-	m := scenarios.NewMatrix(endpointIDs(from), endpointIDs(to), false)
+	m := reach.NewMatrix(endpointIDs(from), endpointIDs(to), false)
 	errs := map[string]error{}
 	var mu sync.Mutex
 	sem := make(chan struct{}, l.cfg.ProbeParallelism)
@@ -218,7 +218,7 @@ func (l *Lab) WaitMatrix(ctx context.Context, from, to []Endpoint, t Target, wan
 		}
 		select {
 		case <-ctx.Done():
-			return got, fmt.Errorf("%s: reachability did not become as wanted: %w\n%s%s", t, ctx.Err(), scenarios.Diff(want, got), failedProbes(want, got, errs))
+			return got, fmt.Errorf("%s: reachability did not become as wanted: %w\n%s%s", t, ctx.Err(), reach.Diff(want, got), failedProbes(want, got, errs))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/weftnet/weft/internal/scenarios"
+	"github.com/weftnet/weft/internal/reach"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -119,9 +119,9 @@ func (a ThreeTier) ExpectedAfterTCP81() *Matrix {
 
 // matrix reads a matrix written with short names and gives it the pods' IDs.
 func (a ThreeTier) matrix(text string) *Matrix {
-	short := scenarios.MustParseMatrix(text)
+	short := reach.MustParseMatrix(text)
 	ids := a.ids()
-	m := scenarios.NewMatrix(ids, ids, false)
+	m := reach.NewMatrix(ids, ids, false)
 	for i, from := range short.From {
 		for j, to := range short.To {
 			m.Set(ids[i], ids[j], connects(short, from, to))

@@ -8,17 +8,17 @@
 //
 // A Scenario is a set of NetworkPolicy objects, optional changes to the model
 // (Setup), and for each probe (protocol, port, IP family) the reachability
-// Matrix that the NetworkPolicy specification demands. Matrices are written by
-// hand as text (see ParseMatrix) and never computed by the code they check.
+// reach.Matrix that the NetworkPolicy specification demands. Matrices are written by
+// hand as text (see reach.ParseMatrix) and never computed by the code they check.
 //
-// The package depends on no other weft package, so the evaluator and
+// The package depends on no other weft package but reach (the matrix), so the evaluator and
 // compiler tests, the real-kernel end-to-end suite and the demo run the same
 // scenarios. A runner does, for each scenario of All:
 //
 //	m := sc.Model()                 // fresh objects: m.Namespaces, m.Pods, m.Nodes
 //	// create m's objects and sc.Policies (or build a snapshot of them)
 //	for _, p := range sc.Probes {
-//		got := scenarios.NewMatrix(p.Expect.From, p.Expect.To, false)
+//		got := reach.NewMatrix(p.Expect.From, p.Expect.To, false)
 //		for _, from := range p.Expect.From {
 //			for _, to := range p.Expect.To {
 //				src, _ := m.Endpoint(from)
@@ -28,7 +28,7 @@
 //				got.Set(from, to, connected)
 //			}
 //		}
-//		if d := scenarios.Diff(p.Expect, got); d != "" { /* fail with d */ }
+//		if d := reach.Diff(p.Expect, got); d != "" { /* fail with d */ }
 //	}
 //
 // Rows and columns name pods ("namespace/name") and sometimes nodes ("node-1"):

@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/weftnet/weft/internal/reach"
 )
 
 // Scenario is a set of policies on the standard model (possibly changed by
@@ -88,7 +90,7 @@ func (k ProbeKey) String() string {
 // and as a destination, and may list nodes.
 type Probe struct {
 	ProbeKey
-	Expect *Matrix
+	Expect *reach.Matrix
 }
 
 // All returns every scenario, freshly built (callers may change them).
@@ -133,7 +135,7 @@ var (
 
 // expect pairs one hand-written matrix with the probes that must give it.
 func expect(matrix string, keys ...ProbeKey) []Probe {
-	m := MustParseMatrix(matrix)
+	m := reach.MustParseMatrix(matrix)
 	out := make([]Probe, len(keys))
 	for i, k := range keys {
 		out[i] = Probe{ProbeKey: k, Expect: m.Clone()}

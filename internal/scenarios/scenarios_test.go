@@ -11,6 +11,7 @@ import (
 	"github.com/weftnet/weft/internal/compile"
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/policy"
+	"github.com/weftnet/weft/internal/reach"
 	"github.com/weftnet/weft/internal/scenarios"
 )
 
@@ -119,9 +120,9 @@ func flow(t *testing.T, src, dst scenarios.Endpoint, k scenarios.ProbeKey) polic
 
 // decide fills a matrix of the shape of want with c's verdicts. Cells from
 // an endpoint to itself are taken from want when skipSelf is set.
-func (h *harness) decide(t *testing.T, c checker, p scenarios.Probe, skipSelf bool) *scenarios.Matrix {
+func (h *harness) decide(t *testing.T, c checker, p scenarios.Probe, skipSelf bool) *reach.Matrix {
 	t.Helper()
-	got := scenarios.NewMatrix(p.Expect.From, p.Expect.To, false)
+	got := reach.NewMatrix(p.Expect.From, p.Expect.To, false)
 	for _, from := range p.Expect.From {
 		for _, to := range p.Expect.To {
 			if from == to && skipSelf {
@@ -164,7 +165,7 @@ func TestScenarios(t *testing.T) {
 
 			for _, p := range sc.Probes {
 				for _, c := range h.checkers() {
-					if d := scenarios.Diff(p.Expect, h.decide(t, c, p, true)); d != "" {
+					if d := reach.Diff(p.Expect, h.decide(t, c, p, true)); d != "" {
 						t.Errorf("probe %s, %s:\n%s", p.ProbeKey, c.name, d)
 					}
 				}

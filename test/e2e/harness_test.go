@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftnet/weft/internal/lab"
+	"github.com/weftnet/weft/internal/reach"
 	"github.com/weftnet/weft/internal/scenarios"
 )
 
@@ -284,7 +285,7 @@ func (c *cluster) expectMatrix(t testing.TB, target lab.Target, want *lab.Matrix
 // expectText is expectMatrix with the matrix written as text.
 func (c *cluster) expectText(t testing.TB, text string, targets ...lab.Target) {
 	t.Helper()
-	want, err := scenarios.ParseMatrix(text)
+	want, err := reach.ParseMatrix(text)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +307,7 @@ func (c *cluster) expectOpen(t testing.TB) {
 	for _, n := range c.model.Nodes {
 		names = append(names, n.Name)
 	}
-	c.expectMatrix(t, lab.TCP80, scenarios.NewMatrix(names, names, true))
+	c.expectMatrix(t, lab.TCP80, reach.NewMatrix(names, names, true))
 }
 
 // target turns a catalogue probe key into a lab target.

@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/weftnet/weft/internal/lab"
-	"github.com/weftnet/weft/internal/scenarios"
+	"github.com/weftnet/weft/internal/reach"
 )
 
 // rbacManifest is weft's ServiceAccount, ClusterRole and binding.
@@ -256,7 +256,7 @@ func testRBACEnforces(t *testing.T, e *env, kubeconfig string) {
 	from := []lab.Endpoint{client, node}
 	to := []lab.Endpoint{server}
 	names := []string{client.ID(), node.ID()}
-	open := scenarios.NewMatrix(names, []string{server.ID()}, true)
+	open := reach.NewMatrix(names, []string{server.ID()}, true)
 	expectReach(t, l, from, to, open)
 
 	deny := &networkingv1.NetworkPolicy{
@@ -276,7 +276,7 @@ func testRBACEnforces(t *testing.T, e *env, kubeconfig string) {
 		}
 	})
 	// The node's own traffic to its pods stays allowed (kubelet probes).
-	isolated := scenarios.NewMatrix(names, []string{server.ID()}, true)
+	isolated := reach.NewMatrix(names, []string{server.ID()}, true)
 	isolated.Set(client.ID(), server.ID(), false)
 	expectReach(t, l, from, to, isolated)
 }
