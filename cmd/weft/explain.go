@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,31 +11,34 @@ import (
 	"strings"
 
 	"github.com/weftnet/weft/internal/explain"
-	"github.com/weftnet/weft/internal/manifest"
 	"github.com/weftnet/weft/internal/policy"
 )
 
-func explainCommand(args []string, stdout, stderr io.Writer) (int, error) {
+func explainCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("explain", stderr)
-	var files stringList
-	fs.Var(&files, "files", "manifest files or folders (YAML/JSON: Namespaces, Pods with status.podIPs, NetworkPolicies, ClusterNetworkPolicies); repeat or list after the flag")
+	var v viewFlags
+	v.register(fs)
 	from := fs.String("from", "", "source: namespace/pod or an IP address")
 	to := fs.String("to", "", "destination: namespace/pod or an IP address")
 	port := fs.String("port", "", "destination port and protocol: PORT[/TCP|UDP|SCTP] (default protocol TCP)")
 	output := fs.String("output", "text", "output format: text or json")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: weft explain --files PATH... --from SRC --to DST --port PORT[/PROTO] [--output text|json]\n\n"+
-			"Says whether a connection is allowed by the policies in the files, and why.\n"+
-			"Every pod counts as local. Exit status: 0 allowed, 3 blocked, 2 bad usage or input, 1 other failure.\n\n")
+		fmt.Fprintf(stderr, "Usage: weft explain (--files PATH... | --kubeconfig PATH) [--what-if PATH...]\n"+
+			"                    --from SRC --to DST --port PORT[/PROTO] [--output text|json]\n\n"+
+			"Says whether a connection is allowed by the policies in the files or in the live\n"+
+			"cluster, and why. With --what-if (or --files beside --kubeconfig) the policies of\n"+
+			"those files are put on top first. Every pod counts as local.\n"+
+			"Exit status: 0 allowed, 3 blocked, 2 bad usage or input, 1 other failure.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, gatherList(args, "files"), true); err != nil {
+	if err := parse(fs, gatherList(gatherList(args, "files"), "what-if"), true); err != nil {
 		return 0, err
 	}
-	files = append(files, fs.Args()...)
+	v.files = append(v.files, fs.Args()...)
+	isLive := live(fs)
 	switch {
-	case len(files) == 0:
-		return 0, usagef("--files is required (manifest files or folders)")
+	case !isLive && len(v.files) == 0:
+		return 0, usagef("--files or --kubeconfig is required (manifest files or folders, or the live cluster)")
 	case *from == "":
 		return 0, usagef("--from is required (namespace/pod or an IP)")
 	case *to == "":
@@ -49,20 +53,25 @@ func explainCommand(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	objs, err := manifest.Load(files...)
-	if err != nil {
-		return 0, usageError{err}
-	}
-	snap := policy.NewSnapshot(objs.Namespaces, objs.Pods, objs.Policies)
-	for _, c := range objs.ClusterPolicies {
-		snap.AddClusterPolicies(policy.ClusterPolicyFromAPI(c))
-	}
-	src, dst, err := resolveEndpoints(snap, *from, *to)
+	cv, err := loadView(ctx, &v, isLive, "explain", stderr)
 	if err != nil {
 		return 0, err
 	}
-	d := (&policy.Evaluator{Snapshot: snap}).Decide(policy.Flow{Src: src, Dst: dst, Protocol: proto, Port: portNum})
+	snap := cv.snap
+	src, dst, err := resolveEndpoints(snap, cv.where, *from, *to)
+	if err != nil {
+		return 0, err
+	}
+	flow := policy.Flow{Src: src, Dst: dst, Protocol: proto, Port: portNum}
+	d := (&policy.Evaluator{Snapshot: snap}).Decide(flow)
 	report := explain.NewReport(d, snap)
+	if cv.before != nil {
+		before := (&policy.Evaluator{Snapshot: cv.before}).Decide(flow)
+		fmt.Fprintf(stderr, "weft explain: what-if: %s; without them the connection is %s\n",
+			changeList(cv.changes), verdictWord(before.Allowed))
+	}
+	// (The kernel's view — what this node's running weft holds for the pods
+	// involved — joins the report here when explain runs on a node.)
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -76,6 +85,13 @@ func explainCommand(args []string, stdout, stderr io.Writer) (int, error) {
 		return exitBlocked, nil
 	}
 	return exitOK, nil
+}
+
+func verdictWord(allowed bool) string {
+	if allowed {
+		return "ALLOWED"
+	}
+	return "BLOCKED"
 }
 
 func parsePort(s string) (policy.Protocol, uint16, error) {
@@ -101,7 +117,7 @@ type endpointSpec struct {
 	addr netip.Addr
 }
 
-func parseEndpoint(snap *policy.Snapshot, flagName, v string) (endpointSpec, error) {
+func parseEndpoint(snap *policy.Snapshot, where, flagName, v string) (endpointSpec, error) {
 	e := endpointSpec{flag: flagName}
 	if addr, err := netip.ParseAddr(v); err == nil {
 		e.addr = addr.Unmap()
@@ -111,24 +127,24 @@ func parseEndpoint(snap *policy.Snapshot, flagName, v string) (endpointSpec, err
 	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 		return e, usagef("--%s %q: want namespace/pod or an IP address", flagName, v)
 	}
-	e.pod = snap.Pod(ns, name)
-	if e.pod == nil {
-		return e, usagef("--%s: pod %s is not in the manifests", flagName, v)
+	var err error
+	if e.pod, err = findPod(snap, where, flagName, ns, name); err != nil {
+		return e, err
 	}
 	if len(e.pod.IPs) == 0 {
-		return e, usagef("--%s: pod %s has no address (set status.podIPs in its manifest)", flagName, v)
+		return e, usagef("--%s: pod %s has no address (in a manifest: set status.podIPs; in a cluster: it is not running yet)", flagName, v)
 	}
 	return e, nil
 }
 
 // resolveEndpoints picks addresses of one family for both ends: the family of
 // an explicit address, else IPv4 when both pods have it, else IPv6.
-func resolveEndpoints(snap *policy.Snapshot, from, to string) (netip.Addr, netip.Addr, error) {
-	src, err := parseEndpoint(snap, "from", from)
+func resolveEndpoints(snap *policy.Snapshot, where, from, to string) (netip.Addr, netip.Addr, error) {
+	src, err := parseEndpoint(snap, where, "from", from)
 	if err != nil {
 		return netip.Addr{}, netip.Addr{}, err
 	}
-	dst, err := parseEndpoint(snap, "to", to)
+	dst, err := parseEndpoint(snap, where, "to", to)
 	if err != nil {
 		return netip.Addr{}, netip.Addr{}, err
 	}

@@ -89,7 +89,7 @@ func TestExplainBadInput(t *testing.T) {
 		{"malformed YAML names file and document", []string{"--files", "testdata/malformed.yaml", "--from", "1.2.3.4", "--to", "1.2.3.5", "--port", "80"}, "testdata/malformed.yaml: document 2:"},
 		{"wrong field type names file and document", []string{"--files", "testdata/wrong-type.yaml", "--from", "1.2.3.4", "--to", "1.2.3.5", "--port", "80"}, "testdata/wrong-type.yaml: document 2: NetworkPolicy:"},
 		{"missing file", []string{"--files", "testdata/nope.yaml", "--from", "1.2.3.4", "--to", "1.2.3.5", "--port", "80"}, "testdata/nope.yaml"},
-		{"no files", []string{"--from", "1.2.3.4", "--to", "1.2.3.5", "--port", "80"}, "--files is required"},
+		{"no files", []string{"--from", "1.2.3.4", "--to", "1.2.3.5", "--port", "80"}, "--files or --kubeconfig is required"},
 		{"no port", []string{"--files", tier, "--from", "1.2.3.4", "--to", "1.2.3.5"}, "--port is required"},
 		{"bad port", []string{"--files", tier, "--from", "1.2.3.4", "--to", "1.2.3.5", "--port", "99999"}, "want a port number 1-65535"},
 		{"bad protocol", []string{"--files", tier, "--from", "1.2.3.4", "--to", "1.2.3.5", "--port", "80/ICMP"}, `unknown protocol "ICMP"`},

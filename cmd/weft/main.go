@@ -1,7 +1,8 @@
 // Command weft enforces Kubernetes network policy on a Linux node.
 //
 //	weft run      --kubeconfig PATH --node-name NAME [--backend auto|nftables|iptables] ...
-//	weft explain  --files PATH... --from SRC --to DST --port PORT[/PROTO] [--output text|json]
+//	weft explain  (--files PATH... | --kubeconfig PATH) --from SRC --to DST --port PORT[/PROTO] ...
+//	weft matrix   (--files PATH... | --kubeconfig PATH) [--what-if PATH...] [--namespaces NS,...] ...
 //	weft cleanup  [--backend auto|nftables|iptables]
 //	weft version
 //
@@ -46,7 +47,11 @@ Usage:
                 [--iptables-mode auto|nft|legacy] [--pod-cidrs CIDR,...]
                 [--unknown-pod-traffic deny|allow] [--log-allowed]
                 [--log-blocked=false] [--metrics-blocked-by-namespace]
-  weft explain  --files PATH... --from SRC --to DST --port PORT[/PROTO] [--output text|json]
+  weft explain  (--files PATH... | --kubeconfig PATH) [--what-if PATH...]
+                --from SRC --to DST --port PORT[/PROTO] [--output text|json]
+  weft matrix   (--files PATH... | --kubeconfig PATH [--files WHATIF...]) [--what-if PATH...]
+                [--namespaces NS,...] [--pods NS/NAME,...] [--port PORT[/PROTO]]
+                [--family auto|4|6] [--output text|json]
   weft cleanup  [--backend auto|nftables|iptables] [--iptables-mode auto|nft|legacy]
   weft version
 
@@ -71,7 +76,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "run":
 		err = runCommand(ctx, args[1:], stderr)
 	case "explain":
-		code, err = explainCommand(args[1:], stdout, stderr)
+		code, err = explainCommand(ctx, args[1:], stdout, stderr)
+	case "matrix":
+		code, err = matrixCommand(ctx, args[1:], stdout, stderr)
 	case "cleanup":
 		err = cleanupCommand(ctx, args[1:], stderr)
 	case "version", "--version":

@@ -25,8 +25,32 @@ type Objects struct {
 	Policies   []*networkingv1.NetworkPolicy
 	// ClusterPolicies are ClusterNetworkPolicies (policy.networking.k8s.io/v1alpha2).
 	ClusterPolicies []*npav1alpha2.ClusterNetworkPolicy
-	// Ignored counts documents of other kinds (Services, Deployments...).
-	Ignored int
+	// Nodes give node addresses and pod ranges; optional.
+	Nodes []*corev1.Node
+	// Ignored are objects of other kinds (Services, Deployments...): weft
+	// does not read them, and says so.
+	Ignored []Ignored
+}
+
+// Ignored is an object of a kind weft does not read.
+type Ignored struct {
+	File     string
+	Document int
+	Item     int // index in a List's items; -1 when the document is the object
+	Kind     string
+	Name     string // namespace/name or name, as written
+}
+
+func (i Ignored) String() string {
+	where := fmt.Sprintf("%s: document %d", i.File, i.Document)
+	if i.Item >= 0 {
+		where += fmt.Sprintf(": items[%d]", i.Item)
+	}
+	name := i.Name
+	if name == "" {
+		name = "(no name)"
+	}
+	return fmt.Sprintf("%s: %s %s", where, i.Kind, name)
 }
 
 // Error is a problem with one document of one file.
@@ -93,6 +117,7 @@ func (o *Objects) loadFile(name string) error {
 		return &Error{File: name, Err: err}
 	}
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	pos := 0 // where the previous document ended in data
 	for doc := 1; ; doc++ {
 		raw, err := r.Read()
 		if err == io.EOF {
@@ -105,7 +130,15 @@ func (o *Objects) loadFile(name string) error {
 			doc--
 			continue
 		}
-		if err := o.add(raw); err != nil {
+		line := 1
+		if i := bytes.Index(data[pos:], raw); i >= 0 {
+			line += bytes.Count(data[:pos+i], []byte("\n"))
+			pos += i + len(raw)
+		}
+		if err := checkScalars(raw, line); err != nil {
+			return &Error{File: name, Document: doc, Err: err}
+		}
+		if err := o.add(raw, source{file: name, doc: doc, item: -1}); err != nil {
 			return &Error{File: name, Document: doc, Err: err}
 		}
 	}
@@ -127,9 +160,19 @@ func stripComments(b []byte) []byte {
 type typeMeta struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
+	Metadata   struct {
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+	} `json:"metadata"`
 }
 
-func (o *Objects) add(raw []byte) error {
+// source is where a document came from, for Ignored.
+type source struct {
+	file      string
+	doc, item int
+}
+
+func (o *Objects) add(raw []byte, src source) error {
 	var tm typeMeta
 	if err := yaml.Unmarshal(raw, &tm); err != nil {
 		return fmt.Errorf("not valid YAML: %v", err)
@@ -142,8 +185,8 @@ func (o *Objects) add(raw []byte) error {
 	}
 	switch tm.Kind {
 	case "":
-		return errors.New("no kind: want a Namespace, Pod, NetworkPolicy, ClusterNetworkPolicy or List")
-	case "List", "NamespaceList", "PodList", "NetworkPolicyList", "ClusterNetworkPolicyList":
+		return errors.New("no kind: want a Namespace, Pod, Node, NetworkPolicy, ClusterNetworkPolicy or List")
+	case "List", "NamespaceList", "PodList", "NodeList", "NetworkPolicyList", "ClusterNetworkPolicyList":
 		var list struct {
 			Items []map[string]any `json:"items"`
 		}
@@ -157,7 +200,7 @@ func (o *Objects) add(raw []byte) error {
 			}
 			b, err := yaml.Marshal(it)
 			if err == nil {
-				err = o.add(b)
+				err = o.add(b, source{file: src.file, doc: src.doc, item: i})
 			}
 			if err != nil {
 				return fmt.Errorf("items[%d]: %w", i, err)
@@ -218,8 +261,24 @@ func (o *Objects) add(raw []byte) error {
 			return errors.New("metadata.name missing on a ClusterNetworkPolicy")
 		}
 		o.ClusterPolicies = append(o.ClusterPolicies, c)
+	case "Node":
+		if tm.APIVersion != "v1" {
+			return fmt.Errorf("apiVersion %q of a Node: want v1", tm.APIVersion)
+		}
+		n := &corev1.Node{}
+		if err := strict(n); err != nil {
+			return err
+		}
+		if n.Name == "" {
+			return errors.New("metadata.name missing on a Node")
+		}
+		o.Nodes = append(o.Nodes, n)
 	default:
-		o.Ignored++
+		name := tm.Metadata.Name
+		if tm.Metadata.Namespace != "" {
+			name = tm.Metadata.Namespace + "/" + name
+		}
+		o.Ignored = append(o.Ignored, Ignored{File: src.file, Document: src.doc, Item: src.item, Kind: tm.Kind, Name: name})
 	}
 	return nil
 }

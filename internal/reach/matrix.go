@@ -1,6 +1,7 @@
 package reach
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -270,4 +271,77 @@ func verdict(allowed bool) string {
 		return "allowed"
 	}
 	return "blocked"
+}
+
+// Cell is one cell of a matrix.
+type Cell struct {
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Allowed bool   `json:"allowed"`
+}
+
+// Changed returns the cells of after that differ from before, row by row;
+// the matrices must have the same rows and columns (nil otherwise).
+func Changed(before, after *Matrix) []Cell {
+	if !slices.Equal(before.From, after.From) || !slices.Equal(before.To, after.To) {
+		return nil
+	}
+	var out []Cell
+	for i, f := range after.From {
+		for j, t := range after.To {
+			if a := after.cells[i][j]; a != before.cells[i][j] {
+				out = append(out, Cell{From: f, To: t, Allowed: a})
+			}
+		}
+	}
+	return out
+}
+
+// matrixJSON is the JSON form: rows in the text form's cells ("." and "X").
+type matrixJSON struct {
+	From []string `json:"from"`
+	To   []string `json:"to"`
+	// Rows has one string per source, one character per destination.
+	Rows []string `json:"rows"`
+}
+
+// MarshalJSON writes {"from": [...], "to": [...], "rows": [".X.", ...]}.
+func (m *Matrix) MarshalJSON() ([]byte, error) {
+	j := matrixJSON{From: m.From, To: m.To, Rows: make([]string, len(m.cells))}
+	for i, row := range m.cells {
+		var b strings.Builder
+		for _, c := range row {
+			b.WriteString(cell(c))
+		}
+		j.Rows[i] = b.String()
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (m *Matrix) UnmarshalJSON(data []byte) error {
+	var j matrixJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	if len(j.Rows) != len(j.From) {
+		return fmt.Errorf("matrix: %d rows for %d sources", len(j.Rows), len(j.From))
+	}
+	out := NewMatrix(j.From, j.To, false)
+	for i, row := range j.Rows {
+		if len(row) != len(j.To) {
+			return fmt.Errorf("matrix: row %s has %d cells, want %d", j.From[i], len(row), len(j.To))
+		}
+		for k, c := range row {
+			switch c {
+			case '.':
+				out.cells[i][k] = true
+			case 'X':
+			default:
+				return fmt.Errorf("matrix: row %s: cell %q, want '.' or 'X'", j.From[i], c)
+			}
+		}
+	}
+	*m = *out
+	return nil
 }

@@ -478,8 +478,7 @@ func (w *Watcher) Snapshot() (*policy.Snapshot, error) {
 	w.mu.Lock()
 	overlay := w.cni.view()
 	w.mu.Unlock()
-	snap := w.cache.snapshot(nss, pods, nodes, nps, overlay)
-	snap.AddClusterPolicies(normalize(w.cache.cnps, cnps, func(o *npav1alpha2.ClusterNetworkPolicy) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.ClusterPolicyFromAPI)...)
+	snap := w.cache.snapshot(nss, pods, nodes, nps, cnps, overlay)
 	w.warnTies(snap)
 	return snap, nil
 }
@@ -549,7 +548,9 @@ func normalize[K any, T any](m map[types.UID]cached[T], objs []K, meta func(K) (
 	return out
 }
 
-func (c *normCache) snapshot(nss []*corev1.Namespace, pods []*corev1.Pod, nodes []*corev1.Node, nps []*networkingv1.NetworkPolicy, overlay cniView) *policy.Snapshot {
+// snapshot is the one place where API objects become a policy.Snapshot: the
+// watcher's view and one-shot lists (NewSnapshot) alike.
+func (c *normCache) snapshot(nss []*corev1.Namespace, pods []*corev1.Pod, nodes []*corev1.Node, nps []*networkingv1.NetworkPolicy, cnps []*npav1alpha2.ClusterNetworkPolicy, overlay cniView) *policy.Snapshot {
 	normPods := normalize(c.pods, pods, func(o *corev1.Pod) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.PodFromAPI)
 	normPods = overlay.apply(normPods)
 	snap := policy.BuildSnapshot(
@@ -558,6 +559,7 @@ func (c *normCache) snapshot(nss []*corev1.Namespace, pods []*corev1.Pod, nodes 
 		normalize(c.policies, nps, func(o *networkingv1.NetworkPolicy) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.PolicyFromAPI),
 	)
 	snap.AddNodes(normalize(c.nodes, nodes, func(o *corev1.Node) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.NodeFromAPI)...)
+	snap.AddClusterPolicies(normalize(c.cnps, cnps, func(o *npav1alpha2.ClusterNetworkPolicy) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.ClusterPolicyFromAPI)...)
 	snap.CNIGeneration = overlay.generation
 	return snap
 }

@@ -71,7 +71,7 @@ func TestCNIOverlay(t *testing.T) {
 		w.mu.Lock()
 		v := w.cni.view()
 		w.mu.Unlock()
-		s := w.cache.snapshot(nil, pods, nil, nil, v)
+		s := w.cache.snapshot(nil, pods, nil, nil, nil, v)
 		return func() (string, string) {
 			holder := func(a netip.Addr) string {
 				if p := s.PodByIP(a); p != nil {
@@ -113,7 +113,7 @@ func TestCNIOverlay(t *testing.T) {
 
 	// Once x/new is gone from the API, its released address is forgotten.
 	w.CNIDel("x", "new", "c1", []netip.Addr{a6})
-	s := w.cache.snapshot(nil, []*corev1.Pod{pod("other", "u2")}, nil, nil, w.cni.view())
+	s := w.cache.snapshot(nil, []*corev1.Pod{pod("other", "u2")}, nil, nil, nil, w.cni.view())
 	w.ForgetCNI(s)
 	if len(w.cni.released) != 0 {
 		t.Fatalf("released addresses of a deleted pod are kept: %v", w.cni.released)
