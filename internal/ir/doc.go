@@ -28,6 +28,22 @@
 // the group's next one) too, so ordered tiers (ClusterNetworkPolicy) fit
 // without change.
 //
+// Audit. A group may be audited (Group.Audit): its members' direction is
+// watched, not enforced. What an enforcing group would drop — at its end,
+// where no chain accepted, or by a Drop rule of a chain it reaches — an
+// audited group logs to NFLOG as would-be-dropped (LogAction Audited,
+// prefix "weft audit ingress|egress", rate-limited like drops) and lets
+// pass, ending the direction as an Accept does. Chains reached by audited
+// groups hold Audit verdicts where those of enforcing groups hold Drop, so
+// a chain is never shared between the two modes unless it drops nothing
+// (Validate checks both ways, and that the log is on): a backend renders
+// each verdict in place and never needs to know which group called. What
+// is not about a known pod's policy stays a drop in both modes: unknown
+// addresses (UnknownRanges) and TCP packets that start no connection. So
+// the packets an audited ruleset logs as would-be-dropped are exactly
+// those its enforcing twin drops (Result.WouldDrop), and an enforcing
+// group's rules, hence its cost per packet, do not change.
+//
 // What backends share beyond the data is here too: Ruleset.Validate checks
 // a ruleset against these rules before any backend renders it, and
 // PlanGroup plans which runs of a group's Accept-only chains become set

@@ -44,10 +44,14 @@ type Verdict uint8
 // Accept ends evaluation of the direction and lets the packet pass it. Drop
 // ends it and drops the packet. Pass leaves the current chain for the group's
 // next one (reserved for ClusterNetworkPolicy; NetworkPolicy uses Accept).
+// Audit is the Drop of an audited group's chain: it ends the direction,
+// logs the packet as one enforcing would have dropped (LogAction Audited)
+// and lets it pass (see the package doc, "Audit").
 const (
 	Accept Verdict = iota
 	Drop
 	Pass
+	Audit
 )
 
 func (v Verdict) String() string {
@@ -56,6 +60,8 @@ func (v Verdict) String() string {
 		return "drop"
 	case Pass:
 		return "pass"
+	case Audit:
+		return "audit"
 	}
 	return "accept"
 }
@@ -154,6 +160,11 @@ type Group struct {
 	// Policies are the "namespace/name" of the policies that isolate the members.
 	Policies []string
 	Members  []Member
+	// Audit says the members are audited in this direction: what no chain
+	// accepts is logged as would-be-dropped (LogAction Audited) and passes
+	// instead of being dropped, and the chains the group reaches hold
+	// Audit verdicts where an enforcing group's hold Drop.
+	Audit bool
 }
 
 // Ruleset is the whole desired state of one node.

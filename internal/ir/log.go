@@ -28,19 +28,22 @@ type LogAction uint8
 
 // Dropped: no policy allows it. Unknown: its local address is in the pod
 // ranges but no known pod holds it. Accepted: a policy allowed it into an
-// isolated pod (Log.Allowed).
+// isolated pod (Log.Allowed). Audited: no policy allows it, but the local
+// pod is audited in that direction, so it passed (Group.Audit, Audit
+// verdicts); enforcing would have dropped it.
 const (
 	Dropped LogAction = iota
 	Unknown
 	Accepted
+	Audited
 )
 
-var logActionWords = [...]string{Dropped: "drop", Unknown: "unknown", Accepted: "accept"}
+var logActionWords = [...]string{Dropped: "drop", Unknown: "unknown", Accepted: "accept", Audited: "audit"}
 
 func (a LogAction) String() string { return logActionWords[a] }
 
 // LogPrefix is the NFLOG prefix of packets logged for action in direction d,
-// e.g. "weft drop ingress". Both backends use it; the reader parses it back.
+// e.g. "weft drop ingress", "weft audit egress". Both backends use it; the reader parses it back.
 func LogPrefix(action LogAction, d Direction) string {
 	return "weft " + action.String() + " " + d.String()
 }

@@ -27,6 +27,34 @@ type Result struct {
 	// Unknown: dropped because the local address is in UnknownRanges and in
 	// no group of the direction.
 	Unknown bool
+	// Audits are the directions of audited groups that would have dropped
+	// the packet but let it pass (egress first), each logged as
+	// would-be-dropped. Accepted and Direction say what the ruleset does;
+	// WouldDrop what it would do if it audited nothing.
+	Audits []AuditHit
+}
+
+// AuditHit is a would-be drop of an audited group: the direction, the
+// group and the rule ("" for the group's end: no rule accepted).
+type AuditHit struct {
+	Direction Direction
+	Group     string
+	Rule      string
+}
+
+// WouldDrop reports where the packet is or would be dropped if every
+// audited group enforced: the first audit hit (egress is checked before
+// ingress, and an enforcing egress would have dropped the packet before
+// ingress saw it), else the drop itself. ok is false when the packet
+// passes and no audited group would have dropped it.
+func (r Result) WouldDrop() (hit AuditHit, unknown, ok bool) {
+	if len(r.Audits) > 0 {
+		return r.Audits[0], false, true
+	}
+	if r.Accepted {
+		return AuditHit{}, false, false
+	}
+	return AuditHit{Direction: r.Direction, Group: r.Group, Rule: r.Rule}, r.Unknown, true
 }
 
 // Tracer interprets a Ruleset packet by packet. Build it once per Ruleset.
@@ -66,24 +94,34 @@ func (t *Tracer) Trace(p Packet) Result {
 	// A pod's traffic to itself (hairpinned by a service) passes its groups;
 	// an unknown address is dropped even then.
 	self := p.Src == p.Dst
-	if g := t.groups[Egress][p.Src]; g != nil {
-		if ok, rule := t.evalGroup(g, p, p.Dst); !ok && !self {
-			return Result{Direction: Egress, Group: g.Name, Rule: rule}
+	var audits []AuditHit
+	for _, dir := range [...]Direction{Egress, Ingress} {
+		local, peer := p.Src, p.Dst
+		if dir == Ingress {
+			local, peer = p.Dst, p.Src
 		}
-	} else if t.rs.InUnknownRanges(p.Src) {
-		return Result{Direction: Egress, Unknown: true}
-	}
-	if g := t.groups[Ingress][p.Dst]; g != nil {
-		if ok, rule := t.evalGroup(g, p, p.Src); !ok && !self {
-			return Result{Direction: Ingress, Group: g.Name, Rule: rule}
+		g := t.groups[dir][local]
+		if g == nil {
+			if t.rs.InUnknownRanges(local) {
+				return Result{Direction: dir, Unknown: true, Audits: audits}
+			}
+			continue
 		}
-	} else if t.rs.InUnknownRanges(p.Dst) {
-		return Result{Direction: Ingress, Unknown: true}
+		v, rule := t.evalGroup(g, p, peer)
+		switch {
+		case self || v == Accept:
+		case v == Audit:
+			audits = append(audits, AuditHit{Direction: dir, Group: g.Name, Rule: rule})
+		default:
+			return Result{Direction: dir, Group: g.Name, Rule: rule, Audits: audits}
+		}
 	}
-	return Result{Accepted: true}
+	return Result{Accepted: true, Audits: audits}
 }
 
-func (t *Tracer) evalGroup(g *Group, p Packet, peer netip.Addr) (bool, string) {
+// evalGroup returns what group g does with p: Accept, Drop or Audit, and
+// the comment of the rule that decided ("" for the group's end).
+func (t *Tracer) evalGroup(g *Group, p Packet, peer netip.Addr) (Verdict, string) {
 	for _, name := range g.Chains {
 		c := t.chains[name]
 		if c == nil {
@@ -94,17 +132,17 @@ func (t *Tracer) evalGroup(g *Group, p Packet, peer netip.Addr) (bool, string) {
 			if !t.matches(r, p, peer) {
 				continue
 			}
-			switch r.Verdict {
-			case Accept:
-				return true, r.Comment
-			case Drop:
-				return false, r.Comment
+			if r.Verdict != Pass {
+				return r.Verdict, r.Comment
 			}
 			// Pass: leave this chain.
 			break
 		}
 	}
-	return false, ""
+	if g.Audit {
+		return Audit, ""
+	}
+	return Drop, ""
 }
 
 func (t *Tracer) matches(r *Rule, p Packet, peer netip.Addr) bool {

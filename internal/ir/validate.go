@@ -19,7 +19,10 @@ import (
 //     1 <= Min <= Max, a known verdict;
 //   - groups: a name used once, a known direction, chains that exist and
 //     have the group's direction, members that are plain addresses and in
-//     at most one group per direction;
+//     at most one group per direction; an enforcing group reaches no Audit
+//     verdict (its pods would be more open than enforced) and an audited
+//     one no Drop (they would be more closed than audited), and an audited
+//     group needs the log on;
 //   - UnknownRanges: valid and plain prefixes;
 //   - Log: when enabled, a rate and a burst of at least 1.
 //
@@ -86,6 +89,12 @@ func (r *Ruleset) Validate() error {
 			if c.Direction != g.Direction {
 				return fmt.Errorf("%s group %s refers to chain %s of direction %s", g.Direction, g.Name, name, c.Direction)
 			}
+			if err := checkAuditVerdicts(g, c); err != nil {
+				return err
+			}
+		}
+		if g.Audit && !r.Log.Enabled {
+			return fmt.Errorf("group %s is audited but the log is off: an audited drop must be logged; turn the log on or enforce the group", g.Name)
 		}
 		if members[g.Direction] == nil {
 			members[g.Direction] = map[netip.Addr]string{}
@@ -107,6 +116,21 @@ func (r *Ruleset) Validate() error {
 	}
 	if l := r.Log; l.Enabled && (l.Rate == 0 || l.Burst == 0) {
 		return fmt.Errorf("log: rate %d/s with burst %d logs nothing; want both at least 1", l.Rate, l.Burst)
+	}
+	return nil
+}
+
+// checkAuditVerdicts checks that chain c of group g drops as g's mode says:
+// Drop in an enforcing group, Audit in an audited one.
+func checkAuditVerdicts(g *Group, c *Chain) error {
+	bad, mode := Audit, "enforcing"
+	if g.Audit {
+		bad, mode = Drop, "audited"
+	}
+	for j := range c.Rules {
+		if c.Rules[j].Verdict == bad {
+			return fmt.Errorf("%s group %s refers to chain %s, whose rule %d (%s) has verdict %s; a chain of %s groups must %s", mode, g.Name, c.Name, j, c.Rules[j].Comment, bad, mode, map[bool]string{false: "drop, not audit", true: "audit, not drop"}[g.Audit])
+		}
 	}
 	return nil
 }
@@ -183,7 +207,7 @@ func (r *Rule) validate(dir Direction, sets map[string]*Set) error {
 			return fmt.Errorf("endpoint set %s is of IPv%d, the rule of IPv%d", r.EndpointSet, s.Family, r.Family)
 		}
 	}
-	if r.Verdict != Accept && r.Verdict != Drop && r.Verdict != Pass {
+	if r.Verdict != Accept && r.Verdict != Drop && r.Verdict != Pass && r.Verdict != Audit {
 		return fmt.Errorf("unknown verdict %d", r.Verdict)
 	}
 	return nil

@@ -38,7 +38,13 @@ func TestValidate(t *testing.T) {
 		{"empty range", func(rs *Ruleset) { rs.Chains[0].Rules[1].PortMax = 0 }, "port range 70-0 ends before it starts"},
 		{"missing endpoint set", func(rs *Ruleset) { rs.Chains[0].Rules[3].EndpointSet = "weft-nope" }, "endpoint set weft-nope is not in the ruleset"},
 		{"peer set as endpoint set", func(rs *Ruleset) { rs.Chains[0].Rules[3].EndpointSet = "weft-pods" }, "endpoint set weft-pods holds addr members"},
-		{"verdict", func(rs *Ruleset) { rs.Chains[1].Rules[0].Verdict = 3 }, "unknown verdict 3"},
+		{"verdict", func(rs *Ruleset) { rs.Chains[1].Rules[0].Verdict = 9 }, "unknown verdict 9"},
+		{"audit verdict in an enforcing group", func(rs *Ruleset) { rs.Chains[2].Rules[0].Verdict = Audit },
+			"enforcing group weft-g-x refers to chain weft-p-admin, whose rule 0 () has verdict audit; a chain of enforcing groups must drop, not audit"},
+		{"drop verdict in an audited group", func(rs *Ruleset) { rs.Groups[0].Audit, rs.Log = true, DefaultLog },
+			"audited group weft-g-x refers to chain weft-p-admin, whose rule 0 () has verdict drop; a chain of audited groups must audit, not drop"},
+		{"audit without the log", func(rs *Ruleset) { rs.Groups[0].Audit, rs.Chains[2].Rules[0].Verdict = true, Audit },
+			"group weft-g-x is audited but the log is off"},
 		{"group named like a chain", func(rs *Ruleset) { rs.Groups[0].Name = "weft-p-a" }, "group weft-p-a has the name of another chain or group"},
 		{"group direction", func(rs *Ruleset) { rs.Groups[0].Direction = 2 }, "group weft-g-x: unknown direction 2"},
 		{"unknown chain", func(rs *Ruleset) { rs.Groups[0].Chains[1] = "weft-p-gone" }, "group weft-g-x refers to chain weft-p-gone, which the ruleset does not define"},
@@ -67,5 +73,11 @@ func TestValidate(t *testing.T) {
 	rs.UnknownRanges = []netip.Prefix{pfx("10.32.0.0/16"), pfx("fd00::/64")}
 	if err := rs.Validate(); err != nil {
 		t.Errorf("valid ruleset refused: %v", err)
+	}
+	// An audited group whose chains audit, with the log on.
+	rs = mergeRuleset()
+	rs.Groups[0].Audit, rs.Chains[2].Rules[0].Verdict, rs.Log = true, Audit, DefaultLog
+	if err := rs.Validate(); err != nil {
+		t.Errorf("valid audited ruleset refused: %v", err)
 	}
 }
