@@ -36,6 +36,10 @@ type Options struct {
 	NodeAddrs []netip.Addr
 	// Log is copied to the ruleset: which packets the kernel logs.
 	Log ir.Log
+	// Mode is how local pods are enforced unless their namespace's
+	// policy.EnforcementAnnotation says otherwise: a pod's audited
+	// directions get audited groups (see the package doc).
+	Mode policy.Enforcement
 }
 
 // CompileWith returns the ruleset that enforces snap's policies as opts say.
@@ -129,15 +133,22 @@ func (c *compiler) compile() *ir.Ruleset {
 		groups := map[string]*ir.Group{}
 		for _, pod := range order[dir] {
 			chains := podChains[dir][pod]
+			audit := c.snap.EnforcementOf(pod.Namespace, c.opts.Mode) == policy.Audit
 			names := make([]string, len(chains))
 			var pols []string
 			for i, ch := range chains {
+				if audit {
+					ch = c.auditVariant(rs, ch)
+				}
 				names[i] = ch.Name
 				if ch.Policy != acceptAllPolicy {
 					pols = append(pols, ch.Policy)
 				}
 			}
 			key := strings.Join(names, ",")
+			if audit {
+				key += "|audit"
+			}
 			g := groups[key]
 			if g == nil {
 				g = &ir.Group{
@@ -145,6 +156,7 @@ func (c *compiler) compile() *ir.Ruleset {
 					Direction: ir.Direction(dir),
 					Chains:    names,
 					Policies:  pols,
+					Audit:     audit,
 				}
 				groups[key] = g
 			}
@@ -233,6 +245,31 @@ func (c *compiler) acceptAll(rs *ir.Ruleset, dir ir.Direction) *ir.Chain {
 	}
 	c.addChain(rs, ch)
 	return ch
+}
+
+// auditVariant returns the chain that audited groups use for ch: ch itself
+// when it drops nothing, else a copy whose Drop rules audit (ir.Audit),
+// added to rs the first time. Enforcing groups keep ch, unchanged.
+func (c *compiler) auditVariant(rs *ir.Ruleset, ch *ir.Chain) *ir.Chain {
+	drops := false
+	for _, r := range ch.Rules {
+		drops = drops || r.Verdict == ir.Drop
+	}
+	if !drops {
+		return ch
+	}
+	name := "weft-p-" + hash("audit|"+ch.Name)
+	if v := c.chains[name]; v != nil {
+		return v
+	}
+	v := &ir.Chain{Name: name, Policy: ch.Policy, Direction: ch.Direction, Rules: slices.Clone(ch.Rules)}
+	for i := range v.Rules {
+		if v.Rules[i].Verdict == ir.Drop {
+			v.Rules[i].Verdict = ir.Audit
+		}
+	}
+	c.addChain(rs, v)
+	return v
 }
 
 // addChain adds ch to rs once; chains are shared by name.

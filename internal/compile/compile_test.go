@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"net/netip"
 	"strings"
 	"testing"
@@ -311,4 +312,109 @@ func TestTierChainMergesSameVerdict(t *testing.T) {
 	if bad := mismatches(c, []string{"node-1"}, clustergen.RandomFlows(rng, c, 2000), map[string][]netip.Prefix{}); len(bad) > 0 {
 		t.Fatalf("%d mismatches, first:\n%s", len(bad), strings.Join(bad[:min(5, len(bad))], "\n"))
 	}
+}
+
+// annotateRandomly gives each namespace of c, at random, no enforcement
+// annotation, "audit", "enforce" or a value weft cannot read (which
+// enforces).
+func annotateRandomly(rng *rand.Rand, c *clustergen.Cluster) {
+	values := []string{"", "audit", "enforce", "audit-please"}
+	for _, ns := range c.Snapshot.Namespaces {
+		if v := values[rng.IntN(len(values))]; v != "" {
+			ns.Annotations = map[string]string{policy.EnforcementAnnotation: v}
+		}
+	}
+}
+
+// auditMismatches compiles c for each node in mode (with the log on, as
+// audit needs) and beside it in enforce mode with no annotations, and
+// checks every flow: the audited ruleset lets through what the evaluator
+// says passes (Decision.Passes), logs as would-be-dropped exactly the
+// directions the evaluator audits, and would drop (Result.WouldDrop) each
+// flow exactly where the enforcing ruleset drops it: same direction, same
+// rule, same unknown address. So audit reports blocked exactly what
+// enforce blocks.
+func auditMismatches(c *clustergen.Cluster, nodes []string, flows []policy.Flow, mode policy.Enforcement, ranges map[string][]netip.Prefix) (bad []string, audits, byRule int) {
+	s := c.Snapshot
+	enforced := &policy.Snapshot{}
+	*enforced = *s
+	enforced.Namespaces = map[string]*policy.Namespace{}
+	for name, ns := range s.Namespaces {
+		enforced.Namespaces[name] = &policy.Namespace{Name: ns.Name, Labels: ns.Labels}
+	}
+	for _, n := range nodes {
+		audit := CompileWith(s, Options{Node: n, PodRanges: ranges[n], Log: ir.DefaultLog, Mode: mode})
+		if err := audit.Validate(); err != nil {
+			return []string{fmt.Sprintf("node %s: audited ruleset: %v", n, err)}, 0, 0
+		}
+		at := ir.NewTracer(audit)
+		et := ir.NewTracer(CompileWith(enforced, Options{Node: n, PodRanges: ranges[n], Log: ir.DefaultLog}))
+		ev := &policy.Evaluator{Snapshot: s, Node: n, PodRanges: ranges[n], Mode: mode}
+		for _, f := range flows {
+			p := packetFor(s, f, n)
+			want := ev.Decide(f)
+			got, enf := at.Trace(p), et.Trace(p)
+			var gotDirs []policy.Direction
+			for _, a := range got.Audits {
+				gotDirs = append(gotDirs, policy.Direction(a.Direction))
+			}
+			hit, unknown, drops := got.WouldDrop()
+			switch {
+			case got.Accepted != want.Passes() || !slices.Equal(gotDirs, want.Audits()):
+				bad = append(bad, fmt.Sprintf("node %s: %s %s -> %s:%d: evaluator passes=%v audits=%v (egress %+v, ingress %+v), trace %+v",
+					n, f.Protocol, f.Src, f.Dst, f.Port, want.Passes(), want.Audits(), want.Egress, want.Ingress, got))
+			case drops == enf.Accepted || drops && (hit.Direction != enf.Direction || hit.Rule != enf.Rule || unknown != enf.Unknown):
+				bad = append(bad, fmt.Sprintf("node %s: %s %s -> %s:%d: audited ruleset would drop=%v at %+v (unknown %v), enforcing ruleset %+v",
+					n, f.Protocol, f.Src, f.Dst, f.Port, drops, hit, unknown, enf))
+			case drops != !want.Allowed:
+				bad = append(bad, fmt.Sprintf("node %s: %s %s -> %s:%d: would drop=%v, evaluator allowed=%v", n, f.Protocol, f.Src, f.Dst, f.Port, drops, want.Allowed))
+			}
+			audits += len(got.Audits)
+			for _, a := range got.Audits {
+				if a.Rule != "" {
+					byRule++ // a ClusterNetworkPolicy Deny rule, audited
+				}
+			}
+		}
+	}
+	return bad, audits, byRule
+}
+
+// TestCompileAgreesWithEvaluatorAudit is the differential test of audit
+// mode: random clusters with ClusterNetworkPolicies (Deny rules become
+// Audit rules) in two of three, pod ranges in every other, nodes in
+// enforce or audit mode, namespaces annotated at random.
+func TestCompileAgreesWithEvaluatorAudit(t *testing.T) {
+	const clusters, flowsPer = 200, 400
+	rng := rand.New(rand.NewPCG(7, 8))
+	total, audits, byRule, blocked := 0, 0, 0, 0
+	for i := 0; i < clusters; i++ {
+		cfg := clustergen.RandomConfig{Namespaces: 1 + rng.IntN(4), Pods: 4 + rng.IntN(20), Policies: 1 + rng.IntN(6), Nodes: 1 + rng.IntN(3), ClusterPolicies: i % 3}
+		c := clustergen.Random(rng, cfg)
+		annotateRandomly(rng, c)
+		ranges := map[string][]netip.Prefix{}
+		if i%2 == 1 {
+			for _, n := range nodesOf(c) {
+				ranges[n] = []netip.Prefix{netip.MustParsePrefix("10.32.0.0/16"), netip.MustParsePrefix("fd00:32::/64")}
+			}
+		}
+		mode := policy.Enforcement(rng.IntN(2))
+		flows := clustergen.RandomFlows(rng, c, flowsPer)
+		total += len(flows)
+		for _, f := range flows {
+			if !(&policy.Evaluator{Snapshot: c.Snapshot}).Decide(f).Allowed {
+				blocked++
+			}
+		}
+		bad, n, r := auditMismatches(c, nodesOf(c), flows, mode, ranges)
+		if len(bad) > 0 {
+			t.Fatalf("cluster %d (%+v, mode %s): %d mismatches, first:\n%s", i, cfg, mode, len(bad), strings.Join(bad[:min(5, len(bad))], "\n"))
+		}
+		audits += n
+		byRule += r
+	}
+	if audits < blocked/4 || byRule < audits/20 {
+		t.Fatalf("%d audited directions (%d by a Deny rule) for %d flows (%d blocked): the test proves little", audits, byRule, total, blocked)
+	}
+	t.Logf("%d flows, %d blocked by policy, %d directions audited (%d by a Deny rule): 0 mismatches", total, blocked, audits, byRule)
 }

@@ -51,6 +51,11 @@ type Check struct {
 	// passed (a Pass in the Admin tier, when a later stage decided).
 	ClusterRule *ClusterRuleRef
 	Allowed     bool
+	// Audited: the direction blocks the flow (not Allowed), but its pod is
+	// audited (Evaluator.Mode, the namespace's EnforcementAnnotation), so
+	// the node logs the flow as would-be-blocked and lets it pass. Never
+	// set for unknown addresses, which are always dropped.
+	Audited bool
 }
 
 // Decision is the evaluator's answer for one flow.
@@ -61,6 +66,27 @@ type Decision struct {
 	// Egress is checked at Src, Ingress at Dst.
 	Egress, Ingress Check
 	Allowed         bool
+}
+
+// Passes reports whether the node lets the flow through: each direction
+// allows it or only audits it. (Allowed is the policy's answer, the same
+// in both modes.)
+func (d *Decision) Passes() bool {
+	return (d.Egress.Allowed || d.Egress.Audited) && (d.Ingress.Allowed || d.Ingress.Audited)
+}
+
+// Audits returns the directions that log the flow as would-be-blocked, in
+// the order the node checks them: egress, then ingress unless egress
+// dropped the flow.
+func (d *Decision) Audits() []Direction {
+	var out []Direction
+	if d.Egress.Audited {
+		out = append(out, Egress)
+	}
+	if d.Ingress.Audited && (d.Egress.Allowed || d.Egress.Audited) {
+		out = append(out, Ingress)
+	}
+	return out
 }
 
 // Blocked returns the directions that block the flow.
@@ -90,6 +116,9 @@ type Evaluator struct {
 	// Stages is the pipeline each direction runs through, in order (nil:
 	// DefaultStages, NetworkPolicy alone).
 	Stages []Stage
+	// Mode is how Node enforces pods whose namespace does not say
+	// otherwise (Snapshot.EnforcementOf); it sets Check.Audited only.
+	Mode Enforcement
 }
 
 // Decide answers whether the flow is allowed and why.
@@ -121,6 +150,9 @@ func (e *Evaluator) Decide(f Flow) Decision {
 		d.Ingress.Self, d.Ingress.Allowed = true, true
 	}
 	d.Allowed = d.Egress.Allowed && d.Ingress.Allowed
+	for _, c := range []*Check{&d.Egress, &d.Ingress} {
+		c.Audited = !c.Allowed && !c.Unknown && c.Enforced && c.Pod != nil && s.EnforcementOf(c.Pod.Namespace, e.Mode) == Audit
+	}
 	return d
 }
 

@@ -76,6 +76,9 @@ func (d Direction) String() string {
 type Namespace struct {
 	Name   string
 	Labels labels.Set
+	// Annotations are the namespace's annotations (weft reads its own,
+	// such as EnforcementAnnotation).
+	Annotations map[string]string
 }
 
 // ContainerPort is a named container port of a pod.

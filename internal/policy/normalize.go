@@ -21,7 +21,7 @@ func NamespaceFromAPI(ns *corev1.Namespace) *Namespace {
 		l[k] = v
 	}
 	l[NamespaceNameLabel] = ns.Name
-	return &Namespace{Name: ns.Name, Labels: l}
+	return &Namespace{Name: ns.Name, Labels: l, Annotations: copyMap(ns.Annotations)}
 }
 
 // NodeFromAPI normalises a Node: its pod ranges (spec.podCIDRs, or
