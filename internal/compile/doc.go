@@ -23,4 +23,19 @@
 // accept-all) follow tiers without knowing of them. A tier chain is walked
 // rule by rule: its cost per new connection grows with the rules of the
 // policies selecting the pod.
+//
+// Audit mode. Whether a local pod is enforced or audited is decided per
+// pod by its namespace: the annotation weft.dev/enforcement "audit" or
+// "enforce" overrides the node's default (Options.Mode, weft run --mode)
+// both ways, so a namespace can be audited on enforcing nodes and kept
+// enforced on auditing ones; any other value enforces (an error never
+// opens). Audit applies to both directions of the pod: its ingress (it is
+// the destination) and its egress (the source). An audited pod's group is
+// an audited ir group (ir.Group.Audit) of its own, and the chains it
+// reaches are audit variants where they hold Drop rules (a Deny of a
+// ClusterNetworkPolicy tier): copies whose Drop rules are ir.Audit, named
+// apart, so enforcing groups that share the original chain keep it
+// unchanged. Chains that drop nothing (NetworkPolicy chains, the
+// accept-all) are shared by both modes. The open group audits nothing: it
+// drops nothing. Unknown addresses stay dropped in both modes.
 package compile
