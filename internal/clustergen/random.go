@@ -367,3 +367,20 @@ func RandomFlows(rng *rand.Rand, c *Cluster, n int) []policy.Flow {
 	}
 	return flows
 }
+
+// AnnotateEnforcement gives each namespace of c's snapshot, at random, no
+// enforcement annotation, "audit", "enforce" or a value weft cannot read
+// (which enforces), for the differential tests of audit mode.
+func AnnotateEnforcement(rng *rand.Rand, c *Cluster) {
+	values := []string{"", "audit", "enforce", "audit-please"}
+	names := make([]string, 0, len(c.Snapshot.Namespaces))
+	for name := range c.Snapshot.Namespaces {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the same draws for the same seed
+	for _, name := range names {
+		if v := values[rng.IntN(len(values))]; v != "" {
+			c.Snapshot.Namespaces[name].Annotations = map[string]string{policy.EnforcementAnnotation: v}
+		}
+	}
+}

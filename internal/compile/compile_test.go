@@ -314,18 +314,6 @@ func TestTierChainMergesSameVerdict(t *testing.T) {
 	}
 }
 
-// annotateRandomly gives each namespace of c, at random, no enforcement
-// annotation, "audit", "enforce" or a value weft cannot read (which
-// enforces).
-func annotateRandomly(rng *rand.Rand, c *clustergen.Cluster) {
-	values := []string{"", "audit", "enforce", "audit-please"}
-	for _, ns := range c.Snapshot.Namespaces {
-		if v := values[rng.IntN(len(values))]; v != "" {
-			ns.Annotations = map[string]string{policy.EnforcementAnnotation: v}
-		}
-	}
-}
-
 // auditMismatches compiles c for each node in mode (with the log on, as
 // audit needs) and beside it in enforce mode with no annotations, and
 // checks every flow: the audited ruleset lets through what the evaluator
@@ -391,7 +379,7 @@ func TestCompileAgreesWithEvaluatorAudit(t *testing.T) {
 	for i := 0; i < clusters; i++ {
 		cfg := clustergen.RandomConfig{Namespaces: 1 + rng.IntN(4), Pods: 4 + rng.IntN(20), Policies: 1 + rng.IntN(6), Nodes: 1 + rng.IntN(3), ClusterPolicies: i % 3}
 		c := clustergen.Random(rng, cfg)
-		annotateRandomly(rng, c)
+		clustergen.AnnotateEnforcement(rng, c)
 		ranges := map[string][]netip.Prefix{}
 		if i%2 == 1 {
 			for _, n := range nodesOf(c) {

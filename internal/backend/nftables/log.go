@@ -11,7 +11,8 @@ import (
 )
 
 // Logging (ir.Log). Each log point — a drop of a new connection, a drop of
-// an unknown address, an accept into an isolated pod — has, per direction
+// an unknown address, an accept into an isolated pod, a would-be drop of an
+// audited pod — has, per direction
 // and family, a dynamic set keyed by source address whose elements carry
 // the rate limit. So each source has a budget of its own at each log point:
 // one noisy source exhausts its own, never another's. `update` (not `add`)
@@ -88,10 +89,23 @@ func (lg *logger) rules(action ir.LogAction, dir ir.Direction) []ruleText {
 	return []ruleText{{rule: lg.rule(action, dir, ir.IPv4)}, {rule: lg.rule(action, dir, ir.IPv6)}}
 }
 
+// audits reports whether rs audits anything: an audited group (whose
+// chains may hold Audit verdicts; Validate allows them nowhere else).
+func audits(rs *ir.Ruleset) bool {
+	for i := range rs.Groups {
+		if rs.Groups[i].Audit {
+			return true
+		}
+	}
+	return false
+}
+
 // addObjects adds the log sets, the chains that log and drop unknown
-// addresses and policy rules' drops, and, when accepts are logged, the
-// chain that logs and accepts them.
-func (lg *logger) addObjects(d *desired) {
+// addresses and policy rules' drops, when accepts are logged the chain that
+// logs and accepts them, and when the ruleset audits (audit) the log
+// point of would-be drops and the chains that log and accept policy rules'
+// audited drops.
+func (lg *logger) addObjects(d *desired, audit bool) {
 	timeout, size := logSetTimeout, logSetSize
 	add := func(action ir.LogAction, dir ir.Direction) {
 		for _, fam := range []ir.Family{ir.IPv4, ir.IPv6} {
@@ -118,6 +132,15 @@ func (lg *logger) addObjects(d *desired) {
 			rules: append(lg.rules(ir.Dropped, dir), ruleText{rule: "drop", comment: dir.String() + ": a policy rule drops it"}),
 		}
 	}
+	if audit {
+		for _, dir := range []ir.Direction{ir.Ingress, ir.Egress} {
+			add(ir.Audited, dir)
+			d.chains[auditChain(dir)] = &chainObj{
+				def:   knftables.Chain{Name: auditChain(dir), Comment: comment(dir.String() + " of audited pods: log what a policy rule would drop, accept")},
+				rules: append(lg.rules(ir.Audited, dir), ruleText{rule: "accept", comment: dir.String() + ": a policy rule would drop it; audited"}),
+			}
+		}
+	}
 	if !lg.log.Allowed {
 		return
 	}
@@ -133,6 +156,10 @@ const logSources ir.SetKind = 103
 // dropChain logs, then drops, what a policy rule (ir.Drop) of direction dir
 // drops, when logging; group chains log their own final drop in place.
 func dropChain(dir ir.Direction) string { return "drop-" + dir.String() }
+
+// auditChain logs as would-be-dropped, then accepts, what a policy rule
+// (ir.Audit) of direction dir would drop in an audited group.
+func auditChain(dir ir.Direction) string { return "audit-" + dir.String() }
 
 // unknownChain logs, then drops, packets of unknown local pod addresses of
 // direction dir, when logging.

@@ -264,7 +264,7 @@ func TestDifferential(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	backends := map[string]*Backend{}
 	fakes := map[string]*knftables.Fake{}
-	total, allowed, checks, incremental, unknownDrops := 0, 0, 0, 0, 0
+	total, allowed, checks, incremental, unknownDrops, audits := 0, 0, 0, 0, 0, 0
 	var bad []string
 	for i := 0; i < clusters && len(bad) == 0; i++ {
 		cfg := clustergen.RandomConfig{Namespaces: 1 + rng.IntN(4), Pods: 4 + rng.IntN(24), Policies: 1 + rng.IntN(7), Nodes: 1 + rng.IntN(3),
@@ -288,14 +288,25 @@ func TestDifferential(t *testing.T) {
 		if withRanges {
 			ranges = []netip.Prefix{netip.MustParsePrefix("10.32.0.0/16"), netip.MustParsePrefix("fd00:32::/64")}
 		}
+		// Every third cluster logs, some of them accepts too: logging
+		// changes no verdict, and syncs add and remove its objects. Half of
+		// those audit: the nodes' mode and the namespaces' annotations are
+		// drawn at random (clustergen.AnnotateEnforcement).
+		var mode policy.Enforcement
+		audit := i%6 == 5
+		if audit {
+			mode = policy.Enforcement(rng.IntN(2))
+			clustergen.AnnotateEnforcement(rng, c)
+		}
 		for _, node := range nodes {
-			rs := compile.CompileWith(s, compile.Options{Node: node, PodRanges: ranges})
-			// Every third cluster logs, some of them accepts too: logging
-			// changes no verdict, and syncs add and remove its objects.
+			opts := compile.Options{Node: node, PodRanges: ranges, Mode: mode}
 			if i%3 == 2 {
-				rs.Log = ir.DefaultLog
-				rs.Log.Allowed = i%2 == 0
+				opts.Log = ir.DefaultLog
+				opts.Log.Allowed = i%2 == 0
+				// Interpreted packets never refill a source's budget.
+				opts.Log.Burst = 100000
 			}
+			rs := compile.CompileWith(s, opts)
 			if backends[node] == nil {
 				backends[node], fakes[node] = newFakeBackendBudget(budgets[node])
 			}
@@ -315,7 +326,7 @@ func TestDifferential(t *testing.T) {
 				t.Fatalf("cluster %d node %s: incremental sync left a table that differs from a full sync (-full +incremental):\n%s", i, node, diff)
 			}
 			tracer := ir.NewTracer(rs)
-			ev := &policy.Evaluator{Snapshot: s, Node: node, PodRanges: ranges}
+			ev := &policy.Evaluator{Snapshot: s, Node: node, PodRanges: ranges, Mode: mode}
 			for j, f := range flows {
 				want := ev.Decide(f)
 				hook := hookFor(s, f, node)
@@ -333,8 +344,21 @@ func TestDifferential(t *testing.T) {
 				}
 				checks++
 				allNodes[j] = allNodes[j] && got.accepted
+				var loggedAudits, tracedAudits []string
+				for _, l := range got.logged {
+					if strings.HasPrefix(l, "weft audit ") {
+						loggedAudits = append(loggedAudits, strings.TrimPrefix(l, "weft audit "))
+					}
+				}
+				for _, a := range tr.Audits {
+					tracedAudits = append(tracedAudits, a.Direction.String())
+				}
+				audits += len(loggedAudits)
 				switch {
-				case got.accepted != want.Allowed || got.accepted != tr.Accepted:
+				case !slices.Equal(loggedAudits, tracedAudits) || !slices.Equal(tracedAudits, directionNames(want.Audits())):
+					bad = append(bad, fmt.Sprintf("cluster %d node %s: %s %s -> %s:%d at %s: audits logged %v, traced %v, evaluator %v (path %v)",
+						i, node, f.Protocol, f.Src, f.Dst, f.Port, hook, loggedAudits, tracedAudits, want.Audits(), got.path))
+				case got.accepted != want.Passes() || got.accepted != tr.Accepted:
 					bad = append(bad, fmt.Sprintf("cluster %d node %s: %s %s -> %s:%d at %s: evaluator %v, tracer %+v, rendered %v (path %v, dropped in %s)",
 						i, node, f.Protocol, f.Src, f.Dst, f.Port, hook, want.Allowed, tr, got.accepted, got.path, got.chain))
 				case !got.accepted && tr.Unknown:
@@ -347,19 +371,19 @@ func TestDifferential(t *testing.T) {
 				// in the chain that logs such drops; the group's end drops the
 				// rest.
 				case !got.accepted && ((tr.Rule == "" && tr.Group != got.chain) || (tr.Rule != "" && got.chain != dropChain(tr.Direction) && !strings.HasPrefix(got.chain, "weft-p-")) ||
-					directionOf(got.base) != tr.Direction || policy.Direction(directionOf(got.base)) != want.Blocked()[0]):
+					directionOf(got.base) != tr.Direction || policy.Direction(directionOf(got.base)) != firstDrop(&want)):
 					bad = append(bad, fmt.Sprintf("cluster %d node %s: %s %s -> %s:%d: dropped by %s in %s, tracer says %s %s, evaluator blocks %v",
 						i, node, f.Protocol, f.Src, f.Dst, f.Port, got.chain, got.base, tr.Direction, tr.Group, want.Blocked()))
 				}
 			}
 		}
-		whole := &policy.Evaluator{Snapshot: s}
+		whole := &policy.Evaluator{Snapshot: s, Mode: mode}
 		for j, f := range flows {
 			w := whole.Decide(f)
 			if w.Allowed {
 				allowed++
 			}
-			if !withRanges && w.Allowed != allNodes[j] {
+			if !withRanges && w.Passes() != allNodes[j] {
 				bad = append(bad, fmt.Sprintf("cluster %d: %s %s -> %s:%d: evaluator (whole cluster) %v, all nodes' rules together %v", i, f.Protocol, f.Src, f.Dst, f.Port, w.Allowed, allNodes[j]))
 			}
 		}
@@ -383,7 +407,27 @@ func TestDifferential(t *testing.T) {
 	if unknownDrops < total/50 {
 		t.Fatalf("only %d drops of unknown local addresses: the test should exercise them", unknownDrops)
 	}
-	t.Logf("%d flows (%d allowed), %d per-node checks (%d dropped as unknown local addresses), %d incremental syncs, groups %d merged and %d walking: 0 mismatches", total, allowed, checks, unknownDrops, incremental, merged, walked)
+	if audits < total/100 {
+		t.Fatalf("only %d would-be drops logged by audited groups: the test should exercise them", audits)
+	}
+	t.Logf("%d flows (%d allowed), %d per-node checks (%d dropped as unknown local addresses, %d would-be drops audited), %d incremental syncs, groups %d merged and %d walking: 0 mismatches", total, allowed, checks, unknownDrops, audits, incremental, merged, walked)
+}
+
+// firstDrop is the direction that drops a flow the evaluator does not let
+// pass: the first that blocks and is not audited.
+func firstDrop(d *policy.Decision) policy.Direction {
+	if !d.Egress.Allowed && !d.Egress.Audited {
+		return policy.Egress
+	}
+	return policy.Ingress
+}
+
+func directionNames(ds []policy.Direction) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.String())
+	}
+	return out
 }
 
 func directionOf(base string) ir.Direction {

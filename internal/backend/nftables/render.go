@@ -172,7 +172,7 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 	lg := newLogger(rs.Log)
 	d.addFixed(lg)
 	if lg != nil {
-		lg.addObjects(d)
+		lg.addObjects(d, audits(rs))
 	}
 	d.addUnknown(rs.UnknownRanges)
 	irSets := make(map[string]*ir.Set, len(rs.Sets))
@@ -199,6 +199,8 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 		v := plainVerdicts
 		if lg != nil {
 			v.drop = "goto " + dropChain(c.Direction)
+			// (Validate saw to the log for every Audit verdict.)
+			v.audit = "goto " + auditChain(c.Direction)
 		}
 		if acceptLogged[c.Name] {
 			v.accept = "goto " + chainAcceptIngress
@@ -248,12 +250,20 @@ func renderWith(rs *ir.Ruleset, budget int) (*desired, error) {
 				used[ref.Rule().EndpointSet] = true
 			}
 		}
-		if lg != nil {
-			// Only here, on the way to the drop: no rule more for what
-			// policy allows.
-			o.rules = append(o.rules, lg.rules(ir.Dropped, g.Direction)...)
+		switch {
+		case g.Audit:
+			// Audited: logged as would-be-dropped, then accepted. (The
+			// log is on: Validate.)
+			o.rules = append(o.rules, lg.rules(ir.Audited, g.Direction)...)
+			o.rules = append(o.rules, ruleText{rule: "accept", comment: commentText(g.Direction.String() + " " + g.Name + ": no policy allows; audited, not dropped")})
+		default:
+			if lg != nil {
+				// Only here, on the way to the drop: no rule more for what
+				// policy allows.
+				o.rules = append(o.rules, lg.rules(ir.Dropped, g.Direction)...)
+			}
+			o.rules = append(o.rules, ruleText{rule: "drop", comment: commentText(g.Direction.String() + " " + g.Name + ": no policy allows")})
 		}
-		o.rules = append(o.rules, ruleText{rule: "drop", comment: commentText(g.Direction.String() + " " + g.Name + ": no policy allows")})
 		d.chains[g.Name] = o
 
 		for _, m := range g.Members {
@@ -409,9 +419,10 @@ func renderSet(s *ir.Set) *setObj {
 	return o
 }
 
-// verdicts are the statements a policy rule's Accept and Drop become:
-// accept and drop, or, when logging, gotos to the chains that log first.
-type verdicts struct{ accept, drop string }
+// verdicts are the statements a policy rule's Accept, Drop and Audit
+// become: accept and drop, or, when logging, gotos to the chains that log
+// first; Audit always goes to the chain that logs and accepts.
+type verdicts struct{ accept, drop, audit string }
 
 var plainVerdicts = verdicts{accept: "accept", drop: "drop"}
 
@@ -453,6 +464,8 @@ func renderRule(c *ir.Chain, r *ir.Rule, v verdicts) ruleText {
 		parts = append(parts, v.drop)
 	case ir.Pass:
 		parts = append(parts, "return")
+	case ir.Audit:
+		parts = append(parts, v.audit)
 	}
 	return ruleText{rule: strings.Join(parts, " "), comment: commentText(r.Comment)}
 }
