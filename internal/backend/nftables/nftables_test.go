@@ -359,8 +359,8 @@ func TestDifferential(t *testing.T) {
 					bad = append(bad, fmt.Sprintf("cluster %d node %s: %s %s -> %s:%d at %s: audits logged %v, traced %v, evaluator %v (path %v)",
 						i, node, f.Protocol, f.Src, f.Dst, f.Port, hook, loggedAudits, tracedAudits, want.Audits(), got.path))
 				case got.accepted != want.Passes() || got.accepted != tr.Accepted:
-					bad = append(bad, fmt.Sprintf("cluster %d node %s: %s %s -> %s:%d at %s: evaluator %v, tracer %+v, rendered %v (path %v, dropped in %s)",
-						i, node, f.Protocol, f.Src, f.Dst, f.Port, hook, want.Allowed, tr, got.accepted, got.path, got.chain))
+					bad = append(bad, fmt.Sprintf("cluster %d node %s: %s %s -> %s:%d at %s: evaluator passes=%v, tracer %+v, rendered %v (path %v, dropped in %s)",
+						i, node, f.Protocol, f.Src, f.Dst, f.Port, hook, want.Passes(), tr, got.accepted, got.path, got.chain))
 				case !got.accepted && tr.Unknown:
 					if (got.chain != got.base && got.chain != unknownChain(tr.Direction)) || directionOf(got.base) != tr.Direction || !want.Ingress.Unknown && !want.Egress.Unknown {
 						bad = append(bad, fmt.Sprintf("cluster %d node %s: %s %s -> %s:%d: dropped by %s in %s, tracer says unknown address in %s, evaluator %+v %+v",
