@@ -12,6 +12,7 @@ import (
 	"github.com/weftnet/weft/internal/clustergen"
 	"github.com/weftnet/weft/internal/compile"
 	"github.com/weftnet/weft/internal/ir"
+	"github.com/weftnet/weft/internal/policy"
 )
 
 // interp runs a packet through rendered filter tables the way netfilter
@@ -332,7 +333,7 @@ func TestRenderedRulesAgreeWithTracer(t *testing.T) {
 		rounds = 30
 	}
 	var flows, drops [2]int
-	var mergedGroups, walkingGroups, unknownDrops int
+	var mergedGroups, walkingGroups, unknownDrops, audits int
 	for seed := range rounds {
 		rng := rand.New(rand.NewPCG(uint64(seed), 7))
 		// ClusterNetworkPolicies (Deny and Pass rules, tier chains) in two
@@ -345,13 +346,21 @@ func TestRenderedRulesAgreeWithTracer(t *testing.T) {
 		if seed%2 == 1 {
 			ranges = []netip.Prefix{netip.MustParsePrefix("10.32.0.0/16"), netip.MustParsePrefix("fd00:32::/64")}
 		}
-		rs := compile.CompileWith(c.Snapshot, compile.Options{Node: node, PodRanges: ranges})
 		// Some seeds log, some of them accepts too: logging changes no
-		// verdict.
+		// verdict. Those audit too: the node's mode and the namespaces'
+		// annotations are drawn at random.
+		opts := compile.Options{Node: node, PodRanges: ranges}
 		if seed%4 == 3 {
-			rs.Log = ir.DefaultLog
-			rs.Log.Allowed = seed%8 == 7
+			opts.Log = ir.DefaultLog
+			opts.Log.Allowed = seed%8 == 7
+			// Interpreted packets never refill a source's budget.
+			opts.Log.Burst = 100000
 		}
+		if seed%4 == 3 {
+			opts.Mode = policy.Enforcement(rng.IntN(2))
+			clustergen.AnnotateEnforcement(rng, c)
+		}
+		rs := compile.CompileWith(c.Snapshot, opts)
 		budget := []int{DefaultMergeBudget, 8, 40}[seed%3]
 		st, err := renderBudget(rs, budget)
 		if err != nil {
@@ -385,7 +394,19 @@ func TestRenderedRulesAgreeWithTracer(t *testing.T) {
 			if got.dropped {
 				drops[fi]++
 			}
+			var loggedAudits, tracedAudits []string
+			for _, l := range got.logged {
+				if d, ok := strings.CutPrefix(l, "weft audit "); ok {
+					loggedAudits = append(loggedAudits, d)
+				}
+			}
+			for _, a := range want.Audits {
+				tracedAudits = append(tracedAudits, a.Direction.String())
+			}
+			audits += len(loggedAudits)
 			switch {
+			case !slices.Equal(loggedAudits, tracedAudits):
+				t.Errorf("seed %d node %s %+v: audits logged %v, traced %v (%+v)", seed, node, p, loggedAudits, tracedAudits, want)
 			case got.dropped == want.Accepted:
 				t.Errorf("seed %d node %s %+v: rules drop=%v, tracer accepted=%v (%+v)", seed, node, p, got.dropped, want.Accepted, want)
 			case got.dropped && want.Unknown:
@@ -398,8 +419,11 @@ func TestRenderedRulesAgreeWithTracer(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("flows IPv4 %d (%d dropped), IPv6 %d (%d dropped), %d dropped as unknown local addresses; group chains with merged sets %d, walking chains %d",
-		flows[0], drops[0], flows[1], drops[1], unknownDrops, mergedGroups, walkingGroups)
+	t.Logf("flows IPv4 %d (%d dropped), IPv6 %d (%d dropped), %d dropped as unknown local addresses, %d would-be drops audited; group chains with merged sets %d, walking chains %d",
+		flows[0], drops[0], flows[1], drops[1], unknownDrops, audits, mergedGroups, walkingGroups)
+	if audits < rounds/2 {
+		t.Errorf("only %d would-be drops audited: the test should exercise them", audits)
+	}
 	if mergedGroups == 0 || walkingGroups == 0 {
 		t.Errorf("the random clusters do not exercise both merged (%d) and walking (%d) groups", mergedGroups, walkingGroups)
 	}

@@ -9,7 +9,8 @@ import (
 )
 
 // Logging (ir.Log). Each log point — the drop chains, the unknown-address
-// chains and, with Log.Allowed, the accepts into isolated pods — starts
+// chains, the audit chains of would-be drops and, with Log.Allowed, the
+// accepts into isolated pods — starts
 // with a rule that sends new connections to NFLOG, limited per source
 // address by a hashlimit table of its own: one noisy source exhausts its
 // own budget, never another's. NFLOG does not end the chain; the rule
@@ -83,7 +84,11 @@ func (lg *logger) spec(action ir.LogAction, dir ir.Direction) string {
 // settings: a new rate makes a new table. At most 15 characters; hashed
 // when the numbers do not fit.
 func (lg *logger) hashlimitName(action ir.LogAction, dir ir.Direction) string {
-	base := "weft-" + action.String()[:1] + dir.String()[:1] + "-"
+	letter := action.String()[:1]
+	if action == ir.Audited {
+		letter = "w" // would-be drops; "a" is accept's
+	}
+	base := "weft-" + letter + dir.String()[:1] + "-"
 	name := base + strconv.Itoa(int(lg.rate())) + "-" + strconv.Itoa(int(lg.log.Burst))
 	if len(name) <= 15 {
 		return name

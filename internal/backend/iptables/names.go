@@ -20,6 +20,11 @@ const (
 	// that such drops can be told from policy drops.
 	chainEgressUnknown  = "WEFT-EGRESS-UNKNOWN"
 	chainIngressUnknown = "WEFT-INGRESS-UNKNOWN"
+	// The would-be drops of audited groups (ir.Group.Audit, ir.Audit
+	// verdicts): they log and set the allow mark, so the group goes on as
+	// if a policy had allowed. Only in rulesets that audit.
+	chainEgressAudit  = "WEFT-EGRESS-AUDIT"
+	chainIngressAudit = "WEFT-INGRESS-AUDIT"
 	maxChainName        = 28
 	maxSetName          = 31
 	maxComment          = 255
@@ -66,6 +71,15 @@ func dropChain(d ir.Direction) string {
 		return chainEgressDrop
 	}
 	return chainIngressDrop
+}
+
+// auditChain is the chain that logs would-be drops of audited groups of
+// direction d and marks them allowed.
+func auditChain(d ir.Direction) string {
+	if d == ir.Egress {
+		return chainEgressAudit
+	}
+	return chainIngressAudit
 }
 
 // unknownChain is the chain that drops unknown addresses of direction d.

@@ -102,7 +102,8 @@ func setUses(tables [2]*table) map[string]setUse {
 				switch {
 				case (chain == chainEgress || chain == chainIngress) && groups[target]:
 					u = useDispatch
-				case target == chainAllow, target == chainIngressAllow, target == chainIngressAccept, target == "RETURN" && groups[chain]:
+				case target == chainAllow, target == chainIngressAllow, target == chainIngressAccept, target == "RETURN" && groups[chain],
+					target == chainEgressAudit, target == chainIngressAudit: // an audited drop lets pass
 					u = useAllow
 				case target == chainEgressDrop, target == chainIngressDrop, target == chainEgressUnknown, target == chainIngressUnknown, target == "DROP":
 					u = useDeny

@@ -108,6 +108,9 @@ func renderBudget(rs *ir.Ruleset, budget int) (*state, error) {
 	}
 	st := emptyState()
 	r := &renderer{sets: sets, st: st, plans: plans, lg: lg, acceptLogged: acceptLogged}
+	for i := range rs.Groups {
+		r.audits = r.audits || rs.Groups[i].Audit
+	}
 	for _, fam := range families {
 		if err := r.renderFamily(rs, fam); err != nil {
 			return nil, err
@@ -172,6 +175,9 @@ type renderer struct {
 	// chains whose Accept rules go to chainIngressAllow.
 	lg           *logger
 	acceptLogged map[string]bool
+	// audits: some group is audited, so the audit chains exist (and, by
+	// Validate, the log is on).
+	audits bool
 }
 
 func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
@@ -205,6 +211,14 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 			add(chainIngressAccept, lg.spec(ir.Accepted, ir.Ingress))
 			add(chainIngressAllow, lg.spec(ir.Accepted, ir.Ingress))
 			add(chainIngressAllow, markSet)
+		}
+	}
+	if r.audits {
+		// A would-be drop is logged, then marked allowed: the group goes
+		// on as if a policy had allowed it.
+		for _, d := range []ir.Direction{ir.Egress, ir.Ingress} {
+			add(auditChain(d), r.lg.spec(ir.Audited, d))
+			add(auditChain(d), markSet)
 		}
 	}
 	add(chainEgressDrop, "-j DROP")
@@ -261,7 +275,11 @@ func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
 		add(g.Name, "-p tcp -m conntrack --ctstate NEW -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN"+commentArg("no TCP connection starts so")+" -j "+notStart)
 		add(g.Name, markClear)
 		r.renderGroupChains(t, g, r.plans[gi], fam, add)
-		add(g.Name, markNotSet+" -j "+dropChain(g.Direction))
+		end := dropChain(g.Direction)
+		if g.Audit {
+			end = auditChain(g.Direction)
+		}
+		add(g.Name, markNotSet+" -j "+end)
 		add(g.Name, markClear)
 	}
 	// Reached only by addresses in no group: in the pod ranges, they belong
@@ -356,6 +374,10 @@ func (r *renderer) ruleSpec(c *ir.Chain, rule *ir.Rule) string {
 		b.WriteString("-j " + dropChain(c.Direction))
 	case ir.Pass:
 		b.WriteString("-j RETURN")
+	case ir.Audit:
+		// Logs and marks, as WEFT-ALLOW marks; by goto, so the policy
+		// chain ends there.
+		b.WriteString("-g " + auditChain(c.Direction))
 	}
 	return b.String()
 }
