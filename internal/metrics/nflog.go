@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // nflog.Counters.
 type NFLogCounters struct {
 	blocked     *prometheus.CounterVec
+	wouldBlock  *prometheus.CounterVec
 	byNamespace bool
 	lost        prometheus.Counter
 	summarised  prometheus.Counter
@@ -26,6 +27,10 @@ func (m *Metrics) NFLog(byNamespace bool) *NFLogCounters {
 			Name: "weft_blocked_connections_total",
 			Help: "New connections dropped because no policy allows them (or their local address is unknown), as the kernel logged them: rate-limited per source address, and TCP retransmissions of a blocked SYN count again. Successor of weave-npc's weavenpc_blocked_connections_total.",
 		}, labels),
+		wouldBlock: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_audit_would_block_total",
+			Help: "New connections of audited pods (weft run --mode audit, namespace annotation weft.dev/enforcement: audit) that enforcing would have dropped: logged and let through, as the kernel logged them (rate-limited per source address like weft_blocked_connections_total, which they are not part of).",
+		}, labels),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_nflog_messages_lost_total",
 			Help: "Blocked-connection log messages that never became a line: the NFLOG socket overran (ENOBUFS) or weft's queue was full.",
@@ -39,7 +44,7 @@ func (m *Metrics) NFLog(byNamespace bool) *NFLogCounters {
 			Help: "1 while weft reads its NFLOG group; 0 when it cannot (another process holds the group, netlink errors): blocked traffic is then still dropped, only not logged.",
 		}),
 	}
-	m.reg.MustRegister(c.blocked, c.lost, c.summarised, c.reading)
+	m.reg.MustRegister(c.blocked, c.wouldBlock, c.lost, c.summarised, c.reading)
 	return c
 }
 
@@ -50,6 +55,15 @@ func (c *NFLogCounters) Blocked(protocol, direction, namespace string) {
 		return
 	}
 	c.blocked.WithLabelValues(protocol, direction).Inc()
+}
+
+// WouldBlock counts one connection attempt that audit let through.
+func (c *NFLogCounters) WouldBlock(protocol, direction, namespace string) {
+	if c.byNamespace {
+		c.wouldBlock.WithLabelValues(protocol, direction, namespace).Inc()
+		return
+	}
+	c.wouldBlock.WithLabelValues(protocol, direction).Inc()
 }
 
 // Lost counts n lost messages.

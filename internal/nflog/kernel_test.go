@@ -23,9 +23,14 @@ type syncCounts struct {
 }
 
 func (c *syncCounts) Blocked(p, d, ns string) { c.mu.Lock(); c.counts.Blocked(p, d, ns); c.mu.Unlock() }
-func (c *syncCounts) Lost(n int)              { c.mu.Lock(); c.counts.Lost(n); c.mu.Unlock() }
-func (c *syncCounts) Summarised(n int)        { c.mu.Lock(); c.counts.Summarised(n); c.mu.Unlock() }
-func (c *syncCounts) Reading(ok bool)         { c.mu.Lock(); c.counts.Reading(ok); c.mu.Unlock() }
+func (c *syncCounts) WouldBlock(p, d, ns string) {
+	c.mu.Lock()
+	c.counts.WouldBlock(p, d, ns)
+	c.mu.Unlock()
+}
+func (c *syncCounts) Lost(n int)       { c.mu.Lock(); c.counts.Lost(n); c.mu.Unlock() }
+func (c *syncCounts) Summarised(n int) { c.mu.Lock(); c.counts.Summarised(n); c.mu.Unlock() }
+func (c *syncCounts) Reading(ok bool)  { c.mu.Lock(); c.counts.Reading(ok); c.mu.Unlock() }
 func (c *syncCounts) state() (reading, seen bool, lost int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

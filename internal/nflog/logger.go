@@ -45,8 +45,11 @@ func (l *Logger) Run(ctx context.Context, in <-chan Packet) {
 // Handle explains, counts and (unless it folds into a summary) writes p.
 func (l *Logger) Handle(ctx context.Context, p Packet, now time.Time) {
 	ev := l.explain(p)
-	if ev.Verdict == "blocked" {
+	switch p.Action {
+	case ir.Dropped, ir.Unknown:
 		l.Counters.Blocked(p.Protocol.String(), p.Direction.String(), ev.Namespace())
+	case ir.Audited:
+		l.Counters.WouldBlock(p.Protocol.String(), p.Direction.String(), ev.Namespace())
 	}
 	write, ended := l.Summariser.Seen(ev, now)
 	if ended != nil {
@@ -71,13 +74,10 @@ func (l *Logger) explain(p Packet) Event {
 	latest := l.History.Latest()
 	if latest == nil {
 		// Rules of an earlier run, before weft applied its first view.
-		ev := Event{Packet: p, Verdict: "blocked",
+		ev := Event{Packet: p, Verdict: verdictOf(p.Action),
 			Src:    Endpoint{IP: p.Src, Port: p.SrcPort, Kind: "unknown"},
 			Dst:    Endpoint{IP: p.Dst, Port: p.DstPort, Kind: "unknown"},
 			Reason: "by the rules in place before weft started; weft has no cluster view yet to explain it"}
-		if p.Action == ir.Accepted {
-			ev.Verdict = "allowed"
-		}
 		if !p.Protocol.HasPorts() {
 			ev.Src.Port, ev.Dst.Port = 0, 0
 		}

@@ -107,6 +107,12 @@ func TestMessages(t *testing.T) {
 		{"unknown address",
 			tcpPacket("10.32.0.99", "10.32.0.8", 1234, 80, ir.Unknown, ir.Egress),
 			"TCP connection from unknown 10.32.0.99:1234 to x/c 10.32.0.8:80 blocked: 10.32.0.99 is in this node's pod range but no pod weft knows holds it (a pod not known yet, or an address its pod released), so its egress is denied"},
+		{"audited ingress (--mode audit)",
+			tcpPacket("10.32.0.7", "10.32.0.11", 5555, 80, ir.Audited, ir.Ingress),
+			"TCP connection from x/b 10.32.0.7:5555 to y/a 10.32.0.11:80 would be blocked (audit): ingress of y/a is isolated by deny-all, web-allow; none allows x/b on 80/TCP"},
+		{"audited egress",
+			tcpPacket("10.32.0.7", "10.32.0.8", 40000, 8080, ir.Audited, ir.Egress),
+			"TCP connection from x/b 10.32.0.7:40000 to x/c 10.32.0.8:8080 would be blocked (audit): egress of x/b is isolated by no-egress; none allows x/c on 8080/TCP"},
 		{"accepted (--log-allowed)",
 			tcpPacket("10.32.0.8", "10.32.0.11", 5000, 80, ir.Accepted, ir.Ingress),
 			"TCP connection from x/c 10.32.0.8:5000 to y/a 10.32.0.11:80 allowed: ingress of y/a is isolated by deny-all, web-allow; web-allow ingress[0] allows x/c on 80/TCP"},
@@ -193,7 +199,7 @@ func equalJSON(a, b any) bool {
 }
 
 type counts struct {
-	blocked              map[string]int
+	blocked, wouldBlock  map[string]int
 	lost, summarised     int
 	reading, readingSeen bool
 }
@@ -203,6 +209,12 @@ func (c *counts) Blocked(proto, dir, ns string) {
 		c.blocked = map[string]int{}
 	}
 	c.blocked[proto+"/"+dir+"/"+ns]++
+}
+func (c *counts) WouldBlock(proto, dir, ns string) {
+	if c.wouldBlock == nil {
+		c.wouldBlock = map[string]int{}
+	}
+	c.wouldBlock[proto+"/"+dir+"/"+ns]++
 }
 func (c *counts) Lost(n int)       { c.lost += n }
 func (c *counts) Summarised(n int) { c.summarised += n }
@@ -381,7 +393,7 @@ func TestParsePacket(t *testing.T) {
 }
 
 func TestLogPrefixRoundTrip(t *testing.T) {
-	for _, a := range []ir.LogAction{ir.Dropped, ir.Unknown, ir.Accepted} {
+	for _, a := range []ir.LogAction{ir.Dropped, ir.Unknown, ir.Accepted, ir.Audited} {
 		for _, d := range []ir.Direction{ir.Ingress, ir.Egress} {
 			ga, gd, ok := ir.ParseLogPrefix(ir.LogPrefix(a, d))
 			if !ok || ga != a || gd != d {
@@ -446,5 +458,28 @@ func BenchmarkLoggerLines(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 		})
+	}
+}
+
+// An audited drop is counted as would-block, not as blocked, and its JSON
+// verdict is "wouldBlock".
+func TestAuditedCountedApart(t *testing.T) {
+	var buf bytes.Buffer
+	c := &counts{}
+	h := &History{}
+	h.Add(view(time.Unix(1000, 0), xb, xc, ya))
+	l := &Logger{Out: slog.New(slog.NewJSONHandler(&buf, nil)), JSON: true, History: h, Counters: c}
+	p := tcpPacket("10.32.0.7", "10.32.0.11", 5555, 80, ir.Audited, ir.Ingress)
+	p.At = time.Unix(1001, 0)
+	l.Handle(context.Background(), p, p.At)
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if got["verdict"] != "wouldBlock" || !strings.Contains(got["msg"].(string), " would be blocked (audit): ingress of y/a") {
+		t.Errorf("line %s", buf.String())
+	}
+	if len(c.blocked) != 0 || c.wouldBlock["TCP/ingress/y"] != 1 {
+		t.Errorf("blocked %v, would block %v; want one would-block of TCP ingress into y", c.blocked, c.wouldBlock)
 	}
 }

@@ -19,6 +19,9 @@ import (
 type Counters interface {
 	// Blocked counts one blocked connection attempt the kernel logged.
 	Blocked(protocol, direction, namespace string)
+	// WouldBlock counts one connection attempt of an audited pod that
+	// enforcing would have blocked, as the kernel logged it.
+	WouldBlock(protocol, direction, namespace string)
 	// Lost counts messages that never became a line: the kernel's socket
 	// queue overran (ENOBUFS) or weft's queue was full.
 	Lost(n int)

@@ -49,7 +49,8 @@ func (e Endpoint) addr(withPort bool) string {
 type Event struct {
 	Packet
 	Src, Dst Endpoint
-	// Verdict is "blocked" or "allowed" (--log-allowed).
+	// Verdict is "blocked", "allowed" (--log-allowed) or "would be blocked
+	// (audit)" (an audited pod: enforcing would have blocked it).
 	Verdict string
 	// Pod is the pod whose policies decided (the destination for ingress,
 	// the source for egress); "" for unknown-address drops.
@@ -92,10 +93,7 @@ func Explain(p Packet, views []View, latest *View) Event {
 			break
 		}
 	}
-	ev := Event{Packet: p, Verdict: "blocked"}
-	if p.Action == ir.Accepted {
-		ev.Verdict = "allowed"
-	}
+	ev := Event{Packet: p, Verdict: verdictOf(p.Action)}
 	if used == nil {
 		used = &views[0]
 		d = used.Eval.Decide(flow)
@@ -144,8 +142,20 @@ func Explain(p Packet, views []View, latest *View) Event {
 	return ev
 }
 
+// verdictOf is the word of the sentence for a log action.
+func verdictOf(a ir.LogAction) string {
+	switch a {
+	case ir.Accepted:
+		return "allowed"
+	case ir.Audited:
+		return "would be blocked (audit)"
+	}
+	return "blocked"
+}
+
 // agrees reports whether c, the evaluator's check of the logged direction,
-// is what the kernel did.
+// is what the kernel did. (An audited drop is a drop the policy decided;
+// whether the pod was audited then is the kernel's word, not the view's.)
 func agrees(p Packet, c policy.Check) bool {
 	switch p.Action {
 	case ir.Unknown:
@@ -219,7 +229,7 @@ func icmpTypeName(proto policy.Protocol, t uint8) string {
 // Message is the line for people, in weave-npc's words plus the answer:
 // "TCP connection from x/b 10.32.0.7:56648 to y/a 10.32.0.11:80 blocked:
 // ingress of y/a is isolated by deny-all, web-allow; none allows x/b on
-// 80/TCP".
+// 80/TCP" ("… would be blocked (audit): …" for an audited pod).
 func (e *Event) Message() string {
 	return e.head(true) + " " + e.Verdict + ": " + e.Reason
 }
@@ -238,8 +248,12 @@ func (e *Event) head(srcPort bool) string {
 // Attrs are the structured fields of the line (--log-format json), in
 // Kubernetes' structured-logging style.
 func (e *Event) Attrs() []slog.Attr {
+	verdict := e.Verdict
+	if e.Action == ir.Audited {
+		verdict = "wouldBlock"
+	}
 	a := []slog.Attr{
-		slog.String("verdict", e.Verdict),
+		slog.String("verdict", verdict),
 		slog.String("protocol", e.Protocol.String()),
 		slog.String("direction", e.Direction.String()),
 		slog.String("srcIP", e.Src.IP.String()),
