@@ -30,11 +30,11 @@ func newBlockedLog(log *slog.Logger, json bool, spec ir.Log, c *metrics.NFLogCou
 }
 
 // synced records the view a successful sync put in force.
-func (b *blockedLog) synced(r syncer.Result, node string, allowUnknown bool) {
+func (b *blockedLog) synced(r syncer.Result, node string, allowUnknown bool, mode policy.Enforcement) {
 	if r.Err != nil || r.Snapshot == nil {
 		return
 	}
-	e := policy.Evaluator{Snapshot: r.Snapshot, Node: node, NodeIPs: r.NodeAddrs}
+	e := policy.Evaluator{Snapshot: r.Snapshot, Node: node, NodeIPs: r.NodeAddrs, Mode: mode}
 	if !allowUnknown {
 		e.PodRanges = r.PodRanges
 	}

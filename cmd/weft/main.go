@@ -45,7 +45,7 @@ Usage:
   weft run      --kubeconfig PATH --node-name NAME [--backend auto|nftables|iptables]
                 [--metrics-addr :6781] [--nflog-group 86] [--log-format text|json]
                 [--iptables-mode auto|nft|legacy] [--pod-cidrs CIDR,...]
-                [--unknown-pod-traffic deny|allow] [--log-allowed]
+                [--unknown-pod-traffic deny|allow] [--mode enforce|audit] [--log-allowed]
                 [--log-blocked=false] [--metrics-blocked-by-namespace]
   weft explain  (--files PATH... | --kubeconfig PATH) [--what-if PATH...]
                 --from SRC --to DST --port PORT[/PROTO] [--output text|json]

@@ -22,6 +22,7 @@ import (
 	"github.com/weftnet/weft/internal/cni"
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/metrics"
+	"github.com/weftnet/weft/internal/policy"
 	"github.com/weftnet/weft/internal/syncer"
 	"github.com/weftnet/weft/internal/watch"
 )
@@ -42,6 +43,8 @@ type runFlags struct {
 	logBlocked        bool
 	logAllowed        bool
 	blockedByNS       bool
+	modeText          string
+	mode              policy.Enforcement
 }
 
 func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
@@ -61,6 +64,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.unknownPodTraffic, "unknown-pod-traffic", "deny", "addresses of the pod ranges that no known pod holds: deny (until weft knows the pod) or allow")
 	fs.StringVar(&f.cniSocket, "cni-socket", cni.DefaultSocket, "unix socket on which weft-cni tells weft about new pods; empty disables")
 	fs.BoolVar(&f.cutRevoked, "cut-revoked-connections", true, "delete the conntrack entries of established connections that policy no longer allows")
+	fs.StringVar(&f.modeText, "mode", "enforce", "enforce (drop what policy blocks) or audit (log it as 'would be blocked (audit)' and let it through); a namespace annotated "+policy.EnforcementAnnotation+"=audit|enforce overrides it")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -126,13 +130,14 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		scfg.NFLog = ir.DefaultLog
 		scfg.NFLog.Group = uint16(f.nflogGroup)
 		scfg.NFLog.Allowed = f.logAllowed
+		scfg.Mode = f.mode
 		blocked = newBlockedLog(log, f.logFormat == "json", scfg.NFLog, m.NFLog(f.blockedByNS))
 		onSync := scfg.OnSync
 		scfg.OnSync = func(r syncer.Result) {
 			onSync(r)
-			blocked.synced(r, f.nodeName, f.unknownPodTraffic == "allow")
+			blocked.synced(r, f.nodeName, f.unknownPodTraffic == "allow", f.mode)
 		}
-		scfg.BeforeApply = func(r syncer.Result) { blocked.synced(r, f.nodeName, f.unknownPodTraffic == "allow") }
+		scfg.BeforeApply = func(r syncer.Result) { blocked.synced(r, f.nodeName, f.unknownPodTraffic == "allow", f.mode) }
 	}
 	s = syncer.New(w, b, scfg)
 
@@ -196,6 +201,14 @@ func (f *runFlags) validate() error {
 	}
 	if f.logAllowed && !f.logBlocked {
 		return usagef("--log-allowed needs the log rules that --log-blocked=false leaves out: give one or the other")
+	}
+	mode, err := policy.ParseEnforcement(f.modeText)
+	if err != nil {
+		return usagef("--mode %v", err)
+	}
+	f.mode = mode
+	if f.mode == policy.Audit && !f.logBlocked {
+		return usagef("--mode audit reports what policy would block through the log rules that --log-blocked=false leaves out: give one or the other")
 	}
 	if f.metricsAddr != "" {
 		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {

@@ -26,6 +26,8 @@ func TestRunBadFlags(t *testing.T) {
 		{[]string{"--unknown-pod-traffic", "maybe"}, `--unknown-pod-traffic "maybe": want one of deny, allow`},
 		{[]string{"--cni-socket", "weft.sock"}, `--cni-socket "weft.sock": want an absolute path`},
 		{[]string{"--cut-revoked-connections=perhaps"}, `invalid boolean value "perhaps" for -cut-revoked-connections`},
+		{[]string{"--mode", "observe"}, `--mode "observe": want enforce or audit`},
+		{[]string{"--mode", "audit", "--log-blocked=false"}, "--mode audit reports what policy would block through the log rules that --log-blocked=false leaves out"},
 	}
 	for _, tc := range cases {
 		code, _, errOut := runWeft(append([]string{"run"}, tc.args...)...)

@@ -66,6 +66,10 @@ type Config struct {
 	Log               *slog.Logger
 	// NFLog is what the kernel sends to NFLOG (zero: nothing).
 	NFLog ir.Log
+	// Mode is how local pods are enforced unless their namespace's
+	// annotation weft.dev/enforcement says otherwise (--mode). Audit needs
+	// NFLog enabled.
+	Mode policy.Enforcement
 	// BeforeApply, if set, is called with a changed ruleset (and its
 	// snapshot) just before the backend applies it: from then on the
 	// kernel may act on it (weft's log explains packets by it).
@@ -114,6 +118,7 @@ type Syncer struct {
 	lastErr   error
 	logged    map[string]bool // policy problems already logged
 	ranges    string          // pod ranges last logged
+	audited   string          // audited namespaces last logged
 }
 
 // New returns a Syncer.
@@ -265,8 +270,9 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 		return err
 	}
 	s.logProblems(snap)
+	s.logAudited(snap)
 	start := time.Now()
-	opts := compile.Options{Node: s.cfg.Node, PodRanges: s.cfg.PodCIDRs, Log: s.cfg.NFLog}
+	opts := compile.Options{Node: s.cfg.Node, PodRanges: s.cfg.PodCIDRs, Log: s.cfg.NFLog, Mode: s.cfg.Mode}
 	if len(opts.PodRanges) == 0 {
 		opts.PodRanges = snap.PodCIDRs(s.cfg.Node)
 	}
@@ -358,9 +364,42 @@ func (s *Syncer) logRanges(ranges []netip.Prefix) {
 	}
 }
 
+// logAudited says which namespaces are exceptions to the node's mode
+// (--mode): those audited on an enforcing node, those enforced on an
+// auditing one; once at start in audit mode or when there are any, then on
+// every change.
+func (s *Syncer) logAudited(snap *policy.Snapshot) {
+	var except []string
+	for name := range snap.Namespaces {
+		if snap.EnforcementOf(name, s.cfg.Mode) != s.cfg.Mode {
+			except = append(except, name)
+		}
+	}
+	slices.Sort(except)
+	text := fmt.Sprint(except)
+	if text == s.audited || s.audited == "" && s.cfg.Mode == policy.Enforce && len(except) == 0 {
+		s.audited = text
+		return
+	}
+	s.audited = text
+	if s.cfg.Mode == policy.Audit {
+		s.cfg.Log.Warn("audit mode: what policy blocks is logged as 'would be blocked (audit)' and let through, except in namespaces annotated "+policy.EnforcementAnnotation+"=enforce",
+			"enforcedNamespaces", except)
+		return
+	}
+	s.cfg.Log.Warn("namespaces annotated "+policy.EnforcementAnnotation+"=audit: what policy blocks for their pods is logged as 'would be blocked (audit)' and let through", "auditedNamespaces", except)
+}
+
 // logProblems logs each policy problem once while it lasts.
 func (s *Syncer) logProblems(snap *policy.Snapshot) {
 	now := map[string]bool{}
+	for _, err := range snap.EnforcementErrors() {
+		msg := err.Error()
+		now[msg] = true
+		if !s.logged[msg] {
+			s.cfg.Log.Error("namespace annotation not understood; the namespace's pods are enforced", "error", msg)
+		}
+	}
 	for _, e := range snap.Errors() {
 		msg := e.Error()
 		now[msg] = true
