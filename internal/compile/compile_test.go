@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 

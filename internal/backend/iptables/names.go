@@ -23,8 +23,8 @@ const (
 	// The would-be drops of audited groups (ir.Group.Audit, ir.Audit
 	// verdicts): they log and set the allow mark, so the group goes on as
 	// if a policy had allowed. Only in rulesets that audit.
-	chainEgressAudit  = "WEFT-EGRESS-AUDIT"
-	chainIngressAudit = "WEFT-INGRESS-AUDIT"
+	chainEgressAudit    = "WEFT-EGRESS-AUDIT"
+	chainIngressAudit   = "WEFT-INGRESS-AUDIT"
 	maxChainName        = 28
 	maxSetName          = 31
 	maxComment          = 255
