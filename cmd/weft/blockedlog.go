@@ -20,12 +20,16 @@ type blockedLog struct {
 	logger  *nflog.Logger
 }
 
-func newBlockedLog(log *slog.Logger, json bool, spec ir.Log, c *metrics.NFLogCounters) *blockedLog {
+// newBlockedLog folds alike lines within window (0: every line written).
+func newBlockedLog(log *slog.Logger, json bool, spec ir.Log, c *metrics.NFLogCounters, window time.Duration) *blockedLog {
 	h := &nflog.History{}
+	if window == 0 {
+		window = -1 // the Summariser's "fold nothing"
+	}
 	return &blockedLog{
 		history: h,
 		reader:  &nflog.Reader{Group: spec.Group, SnapLen: spec.SnapLen, Log: log.With("component", "nflog"), Counters: c},
-		logger:  &nflog.Logger{Out: log, JSON: json, History: h, Counters: c},
+		logger:  &nflog.Logger{Out: log, JSON: json, History: h, Counters: c, Summariser: nflog.Summariser{Window: window}},
 	}
 }
 

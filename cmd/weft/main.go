@@ -46,7 +46,7 @@ Usage:
                 [--metrics-addr :6781] [--nflog-group 86] [--log-format text|json]
                 [--iptables-mode auto|nft|legacy] [--pod-cidrs CIDR,...]
                 [--unknown-pod-traffic deny|allow] [--mode enforce|audit] [--log-allowed]
-                [--log-blocked=false] [--metrics-blocked-by-namespace]
+                [--log-blocked=false] [--log-summary-window 10s] [--metrics-blocked-by-namespace]
   weft explain  (--files PATH... | --kubeconfig PATH) [--what-if PATH...]
                 --from SRC --to DST --port PORT[/PROTO] [--output text|json]
   weft matrix   (--files PATH... | --kubeconfig PATH [--files WHATIF...]) [--what-if PATH...]

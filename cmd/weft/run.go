@@ -45,6 +45,7 @@ type runFlags struct {
 	blockedByNS       bool
 	modeText          string
 	mode              policy.Enforcement
+	summaryWindow     time.Duration
 }
 
 func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
@@ -64,6 +65,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.unknownPodTraffic, "unknown-pod-traffic", "deny", "addresses of the pod ranges that no known pod holds: deny (until weft knows the pod) or allow")
 	fs.StringVar(&f.cniSocket, "cni-socket", cni.DefaultSocket, "unix socket on which weft-cni tells weft about new pods; empty disables")
 	fs.BoolVar(&f.cutRevoked, "cut-revoked-connections", true, "delete the conntrack entries of established connections that policy no longer allows")
+	fs.DurationVar(&f.summaryWindow, "log-summary-window", 10*time.Second, "fold log lines like the first of a window (same pods, port, protocol, direction and verdict) into one summary line per window; 0 writes every line")
 	fs.StringVar(&f.modeText, "mode", "enforce", "enforce (drop what policy blocks) or audit (log it as 'would be blocked (audit)' and let it through); a namespace annotated "+policy.EnforcementAnnotation+"=audit|enforce overrides it")
 	if err := parse(fs, args, false); err != nil {
 		return err
@@ -131,7 +133,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		scfg.NFLog.Group = uint16(f.nflogGroup)
 		scfg.NFLog.Allowed = f.logAllowed
 		scfg.Mode = f.mode
-		blocked = newBlockedLog(log, f.logFormat == "json", scfg.NFLog, m.NFLog(f.blockedByNS))
+		blocked = newBlockedLog(log, f.logFormat == "json", scfg.NFLog, m.NFLog(f.blockedByNS), f.summaryWindow)
 		onSync := scfg.OnSync
 		scfg.OnSync = func(r syncer.Result) {
 			onSync(r)
@@ -201,6 +203,9 @@ func (f *runFlags) validate() error {
 	}
 	if f.logAllowed && !f.logBlocked {
 		return usagef("--log-allowed needs the log rules that --log-blocked=false leaves out: give one or the other")
+	}
+	if f.summaryWindow < 0 {
+		return usagef("--log-summary-window %s: want a duration of 0 (no folding) or more", f.summaryWindow)
 	}
 	mode, err := policy.ParseEnforcement(f.modeText)
 	if err != nil {

@@ -26,6 +26,7 @@ func TestRunBadFlags(t *testing.T) {
 		{[]string{"--unknown-pod-traffic", "maybe"}, `--unknown-pod-traffic "maybe": want one of deny, allow`},
 		{[]string{"--cni-socket", "weft.sock"}, `--cni-socket "weft.sock": want an absolute path`},
 		{[]string{"--cut-revoked-connections=perhaps"}, `invalid boolean value "perhaps" for -cut-revoked-connections`},
+		{[]string{"--log-summary-window", "-1s"}, "--log-summary-window -1s: want a duration of 0 (no folding) or more"},
 		{[]string{"--mode", "observe"}, `--mode "observe": want enforce or audit`},
 		{[]string{"--mode", "audit", "--log-blocked=false"}, "--mode audit reports what policy would block through the log rules that --log-blocked=false leaves out"},
 	}

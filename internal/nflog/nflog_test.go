@@ -483,3 +483,17 @@ func TestAuditedCountedApart(t *testing.T) {
 		t.Errorf("blocked %v, would block %v; want one would-block of TCP ingress into y", c.blocked, c.wouldBlock)
 	}
 }
+
+// A negative window folds nothing.
+func TestSummariserNoWindow(t *testing.T) {
+	s := Summariser{Window: -1}
+	e := Explain(tcpPacket("10.32.0.7", "10.32.0.11", 1, 80, ir.Audited, ir.Ingress), []View{view(time.Unix(1000, 0), xb, xc, ya)}, nil)
+	for i := range 3 {
+		if write, ended := s.Seen(e, time.Unix(1000+int64(i), 0)); !write || ended != nil {
+			t.Fatalf("event %d: write %v, summary %v; want every event written", i, write, ended)
+		}
+	}
+	if got := s.Flush(time.Unix(2000, 0)); len(got) != 0 || s.Tracked() != 0 {
+		t.Fatalf("summaries %v, %d keys tracked", got, s.Tracked())
+	}
+}

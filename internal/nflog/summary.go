@@ -52,8 +52,10 @@ type Summary struct {
 // silently: once MaxKeys keys are tracked, events of new keys are written
 // in full. Not safe for concurrent use.
 type Summariser struct {
-	Window  time.Duration // default 10s
-	MaxKeys int           // default 10,000
+	// Window is how long events like the first are folded (default 10s);
+	// negative folds nothing: every event is written.
+	Window  time.Duration
+	MaxKeys int // default 10,000
 
 	windows map[Key]*window
 }
@@ -65,7 +67,7 @@ type window struct {
 }
 
 func (s *Summariser) defaults() {
-	if s.Window <= 0 {
+	if s.Window == 0 {
 		s.Window = 10 * time.Second
 	}
 	if s.MaxKeys <= 0 {
@@ -81,6 +83,9 @@ func (s *Summariser) defaults() {
 // events counted in it, the summary to write first.
 func (s *Summariser) Seen(e Event, now time.Time) (write bool, ended *Summary) {
 	s.defaults()
+	if s.Window < 0 {
+		return true, nil
+	}
 	k := KeyOf(&e)
 	if w, ok := s.windows[k]; ok {
 		if now.Sub(w.start) < s.Window {
