@@ -406,3 +406,55 @@ func TestCompileAgreesWithEvaluatorAudit(t *testing.T) {
 	}
 	t.Logf("%d flows, %d blocked by policy, %d directions audited (%d by a Deny rule): 0 mismatches", total, blocked, audits, byRule)
 }
+
+// TestAuditLeavesEnforcedGroupsAlone: auditing some namespaces changes
+// nothing for the pods of the others — their groups, the chains those
+// reach and so the rules each of their packets walks are identical, which
+// is why audit costs enforced pods nothing per packet.
+func TestAuditLeavesEnforcedGroupsAlone(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	checked, auditedGroups := 0, 0
+	for i := 0; i < 100; i++ {
+		c := clustergen.Random(rng, clustergen.RandomConfig{Namespaces: 3, Pods: 20, Policies: 5, Nodes: 1, ClusterPolicies: 2})
+		opts := Options{Node: "node-1", Log: ir.DefaultLog}
+		enforced := CompileWith(c.Snapshot, opts)
+		clustergen.AnnotateEnforcement(rng, c)
+		audited := CompileWith(c.Snapshot, opts)
+		chains := func(rs *ir.Ruleset) map[string]*ir.Chain {
+			m := map[string]*ir.Chain{}
+			for i := range rs.Chains {
+				m[rs.Chains[i].Name] = &rs.Chains[i]
+			}
+			return m
+		}
+		ec, ac := chains(enforced), chains(audited)
+		groups := map[string]*ir.Group{}
+		for i := range enforced.Groups {
+			groups[enforced.Groups[i].Name] = &enforced.Groups[i]
+		}
+		for _, g := range audited.Groups {
+			if g.Audit {
+				auditedGroups++
+				continue
+			}
+			e := groups[g.Name]
+			if e == nil || !slices.Equal(e.Chains, g.Chains) {
+				t.Fatalf("cluster %d: enforced group %s (%v) is not as without audit (%+v)", i, g.Name, g.Chains, e)
+			}
+			for _, m := range g.Members {
+				if !slices.Contains(e.Members, m) {
+					t.Fatalf("cluster %d: member %v of enforced group %s is not in it without audit", i, m, g.Name)
+				}
+			}
+			for _, name := range g.Chains {
+				if fmt.Sprint(ec[name]) != fmt.Sprint(ac[name]) {
+					t.Fatalf("cluster %d: chain %s of enforced group %s differs with audit", i, name, g.Name)
+				}
+			}
+			checked++
+		}
+	}
+	if checked < 100 || auditedGroups < 50 {
+		t.Fatalf("only %d enforced groups beside %d audited ones checked", checked, auditedGroups)
+	}
+}
