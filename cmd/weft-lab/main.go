@@ -223,7 +223,7 @@ func (d *driver) demo(ctx context.Context) error {
 		fmt.Fprintf(d.out, "    %-20s on %s  %s  %s\n", p.ID(), p.Node.Name, p.IPv4, p.IPv6)
 	}
 	eps := lab.Endpoints(pods...)
-	d.step("Reachability with no policy (TCP port 80; rows connect to columns; '.' connects, 'X' blocked)")
+	d.step("Reachability with no policy (TCP port 80; " + reach.Legend + ")")
 	before, err := d.wait(ctx, eps, app.ExpectedBefore())
 	if err != nil {
 		return err
@@ -247,7 +247,7 @@ func (d *driver) demo(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprint(d.out, indent(after.String()))
-	d.step("What changed ('-' blocked now, connected before; '+' the reverse)")
+	d.step("What changed (" + reach.ChangesLegend + ")")
 	fmt.Fprint(d.out, indent(reach.Changes(before, after)))
 	d.step("Why: weft's log of the blocked attempts (one line per blocked connection; repeats within 10 s become one summary line)")
 	time.Sleep(time.Second) // the last probes' lines

@@ -118,8 +118,8 @@ type matrixResult struct {
 }
 
 func (r *matrixResult) writeText(w io.Writer, where string, changes []manifest.Change) {
-	what := fmt.Sprintf("%s/%d over %s, %d pods of %s; rows connect to columns, '.' allowed, 'X' blocked",
-		r.Protocol, r.Port, r.Family, len(r.Matrix.From), where)
+	what := fmt.Sprintf("%s/%d over %s, %d pods of %s; %s",
+		r.Protocol, r.Port, r.Family, len(r.Matrix.From), where, reach.Legend)
 	if r.Before == nil {
 		fmt.Fprintf(w, "Reachability (%s):\n\n%s", what, r.Matrix)
 		return
@@ -131,7 +131,7 @@ func (r *matrixResult) writeText(w io.Writer, where string, changes []manifest.C
 		fmt.Fprintf(w, "No cell changes: the what-if leaves reachability on %s/%d as it is.\n", r.Protocol, r.Port)
 		return
 	}
-	fmt.Fprintf(w, "Changes ('-' blocked now, allowed before; '+' allowed now, blocked before):\n\n%s\n", reach.Changes(r.Before, r.Matrix))
+	fmt.Fprintf(w, "Changes (%s):\n\n%s\n", reach.ChangesLegend, reach.Changes(r.Before, r.Matrix))
 	blocked := 0
 	for _, c := range r.Changed {
 		if !c.Allowed {

@@ -222,6 +222,12 @@ func (m *Matrix) Equal(o *Matrix) bool {
 	return true
 }
 
+// Legend explains the text form's cells, for a title line.
+const Legend = "rows connect to columns, '.' allowed, 'X' blocked"
+
+// ChangesLegend explains the cells Changes marks, for a title line.
+const ChangesLegend = "'-' blocked now, allowed before; '+' allowed now, blocked before"
+
 // Changes renders after with the cells that differ from before marked: '+'
 // allowed now but blocked before, '-' blocked now but allowed before.
 // Unchanged cells show '.' or 'X'.
