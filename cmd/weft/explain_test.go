@@ -93,7 +93,10 @@ func TestExplainBadInput(t *testing.T) {
 		{"no port", []string{"--files", tier, "--from", "1.2.3.4", "--to", "1.2.3.5"}, "--port is required"},
 		{"bad port", []string{"--files", tier, "--from", "1.2.3.4", "--to", "1.2.3.5", "--port", "99999"}, "want a port number 1-65535"},
 		{"bad protocol", []string{"--files", tier, "--from", "1.2.3.4", "--to", "1.2.3.5", "--port", "80/ICMP"}, `unknown protocol "ICMP"`},
-		{"unknown pod", []string{"--files", tier, "--from", "shop/ghost", "--to", "1.2.3.5", "--port", "80"}, "pod shop/ghost is not in the manifests"},
+		{"unknown pod", []string{"--files", tier, "--from", "shop/ghost", "--to", "1.2.3.5", "--port", "80"}, "--from: pod shop/ghost is not in the manifests (pods of namespace shop: data, middle, presentation)"},
+		{"unknown namespace", []string{"--files", tier, "--from", "1.2.3.5", "--to", "y/a", "--port", "80"}, `--to: namespace "y" is not in the manifests (namespaces: outside, shop)`},
+		{"YAML 1.1 boolean namespace", []string{"--files", "../../internal/manifest/testdata/yaml11/namespace-y.yaml", "--from", "y/a", "--to", "1.2.3.5", "--port", "80"}, `namespace-y.yaml: document 2: metadata.namespace (line 10): the unquoted value y is the boolean true in YAML 1.1 (kubectl reads it so too), not the string "y": quote it: namespace: "y"`},
+		{"kubeconfig missing", []string{"--kubeconfig", "testdata/nope.kubeconfig", "--from", "1.2.3.4", "--to", "1.2.3.5", "--port", "80"}, "--kubeconfig: stat testdata/nope.kubeconfig"},
 		{"bad endpoint", []string{"--files", tier, "--from", "ghost", "--to", "1.2.3.5", "--port", "80"}, "want namespace/pod or an IP address"},
 		{"families differ", []string{"--files", tier, "--from", "10.0.0.1", "--to", "fd00::1", "--port", "80"}, "no IP family in common"},
 		{"bad output", []string{"--files", tier, "--from", "10.0.0.1", "--to", "10.0.0.2", "--port", "80", "--output", "xml"}, `--output "xml"`},
@@ -124,5 +127,19 @@ func TestUsage(t *testing.T) {
 	}
 	if code, out, _ := runWeft("version"); code != exitOK || !strings.HasPrefix(out, "weft ") {
 		t.Fatalf("version: exit %d, out %q", code, out)
+	}
+}
+
+// TestExplainWhatIf explains under what-if files and says what the verdict
+// was without them.
+func TestExplainWhatIf(t *testing.T) {
+	code, out, errOut := runWeft("explain", "--files", "../../examples/three-tier", "--what-if", "testdata/open-middle.yaml",
+		"--from", "outside/client", "--to", "shop/middle", "--port", "80")
+	if code != exitOK || !strings.Contains(out, "ALLOWED") {
+		t.Errorf("exit %d, want %d (allowed once the what-if opens the middle tier):\n%s%s", code, exitOK, out, errOut)
+	}
+	want := "weft explain: what-if: NetworkPolicy shop/middle-tier-policy replaced; without them the connection is BLOCKED"
+	if !strings.Contains(errOut, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
 	}
 }

@@ -287,3 +287,28 @@ func TestUnknownKindsWarned(t *testing.T) {
 		}
 	}
 }
+
+// TestMatrixAPIServerAway: an API server that does not answer is a runtime
+// failure (exit 1) that names the address tried.
+func TestMatrixAPIServerAway(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	text := `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`
+	if err := os.WriteFile(kc, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"matrix", "explain"} {
+		code, out, errOut := runWeft(cmd, "--kubeconfig", kc, "--timeout", "5s", "--from", "x/a", "--to", "x/b", "--port", "80")
+		if cmd == "matrix" {
+			code, out, errOut = runWeft(cmd, "--kubeconfig", kc, "--timeout", "5s")
+		}
+		if code != exitFailure || out != "" || !strings.Contains(errOut, "API server https://127.0.0.1:1: list namespaces:") {
+			t.Errorf("%s: exit %d (want %d), stdout %q, stderr:\n%s", cmd, code, exitFailure, out, errOut)
+		}
+	}
+}
