@@ -49,6 +49,15 @@
 // Log rules stand only where a packet is dropped or accepted anyway, so
 // what passes meets no rule more; the zero Log renders the rules unchanged.
 //
+// # Audit
+//
+// While the ruleset audits, WEFT-EGRESS-AUDIT and WEFT-INGRESS-AUDIT log
+// new connections ("weft audit <dir>", hashlimit tables weft-we-*/weft-wi-*)
+// and set AllowMark. An audited group's end goes there (-j) instead of to
+// the drop chain, and its chains' ir.Audit rules go there by goto, as
+// Accept rules go to WEFT-ALLOW: what policy would drop is logged and
+// passes on as allowed. Enforcing groups' rules are as without audit.
+//
 // # Merged groups
 //
 // Per-packet cost does not grow with the number of policies: chains whose

@@ -115,6 +115,15 @@
 // open group of pods no policy isolates (a group without policies) does
 // not log. The zero Log renders none of these objects.
 //
+// # Audit
+//
+// An audited group (ir.Group.Audit) ends, instead of logging and dropping,
+// with the log rules of log point "audit" (log-audit-in4/6, log-audit-eg4/6,
+// prefix "weft audit ingress|egress") and accept; its chains' ir.Audit rules
+// go to the chain audit-ingress or audit-egress, which logs at the same
+// point and accepts. These objects exist only while the ruleset audits;
+// enforcing groups' chains are rendered as without audit.
+//
 // # Syncs
 //
 // The backend keeps what it applied last. A sync whose desired state differs
