@@ -1,8 +1,11 @@
 package syncer
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,5 +212,39 @@ func TestSyncerReappliesAfterAFailedApply(t *testing.T) {
 	}
 	if n, calls := b.state(); n != 2 || calls != 3 {
 		t.Fatalf("want the first ruleset applied again after the failure: %d applied, %d calls", n, calls)
+	}
+}
+
+// The syncer compiles with its mode and the namespaces' annotations, and
+// says which namespaces are exceptions to its mode and which annotations it
+// cannot read (those enforce).
+func TestSyncerAuditMode(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	src := &fakeSource{snap: snapshot("web"), changes: make(chan struct{}, 1)}
+	b := &recordingBackend{}
+	s := New(src, b, Config{Node: "n1", Log: log, NFLog: ir.DefaultLog, Mode: policy.Audit})
+	if err := s.SyncOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, rs := s.Current(); len(rs.Groups) != 1 || !rs.Groups[0].Audit {
+		t.Fatalf("--mode audit: want x/a's group audited, got %+v", rs.Groups)
+	}
+	if !strings.Contains(buf.String(), "audit mode: what policy blocks is logged") {
+		t.Errorf("audit mode not said:\n%s", buf.String())
+	}
+	snap := snapshot("web")
+	snap.Namespaces["x"].Annotations = map[string]string{policy.EnforcementAnnotation: "audti"}
+	src.set(snap)
+	if err := s.SyncOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, rs := s.Current(); len(rs.Groups) != 1 || rs.Groups[0].Audit {
+		t.Fatalf("an unreadable annotation must enforce, got %+v", rs.Groups)
+	}
+	for _, want := range []string{`enforcedNamespaces=[x]`, `namespace x: annotation weft.dev/enforcement \"audti\": want enforce or audit`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, buf.String())
+		}
 	}
 }
