@@ -3,11 +3,12 @@
 //	weft run      --kubeconfig PATH --node-name NAME [--backend auto|nftables|iptables] ...
 //	weft explain  (--files PATH... | --kubeconfig PATH) --from SRC --to DST --port PORT[/PROTO] ...
 //	weft matrix   (--files PATH... | --kubeconfig PATH) [--what-if PATH...] [--namespaces NS,...] ...
+//	weft status   [--verify] [--addr 127.0.0.1:6781] [--output text|json]
 //	weft cleanup  [--backend auto|nftables|iptables]
 //	weft version
 //
 // Exit status: 0 ok (explain: allowed), 1 runtime failure, 2 bad usage or bad
-// input, 3 (explain) blocked.
+// input, 3 (explain) blocked or (status --verify) the kernel differs.
 package main
 
 import (
@@ -52,6 +53,7 @@ Usage:
   weft matrix   (--files PATH... | --kubeconfig PATH [--files WHATIF...]) [--what-if PATH...]
                 [--namespaces NS,...] [--pods NS/NAME,...] [--port PORT[/PROTO]]
                 [--family auto|4|6] [--output text|json]
+  weft status   [--verify] [--addr 127.0.0.1:6781] [--output text|json]
   weft cleanup  [--backend auto|nftables|iptables] [--iptables-mode auto|nft|legacy]
   weft version
 
@@ -81,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code, err = matrixCommand(ctx, args[1:], stdout, stderr)
 	case "cleanup":
 		err = cleanupCommand(ctx, args[1:], stderr)
+	case "status":
+		code, err = statusCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "weft %s\n", version)
 	case "help", "-h", "--help":

@@ -46,6 +46,7 @@ type runFlags struct {
 	modeText          string
 	mode              policy.Enforcement
 	summaryWindow     time.Duration
+	verifyInterval    time.Duration
 }
 
 func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
@@ -64,6 +65,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Var(&f.podCIDRsText, "pod-cidrs", "this node's pod ranges, comma-separated CIDRs (default: the Node object's spec.podCIDRs)")
 	fs.StringVar(&f.unknownPodTraffic, "unknown-pod-traffic", "deny", "addresses of the pod ranges that no known pod holds: deny (until weft knows the pod) or allow")
 	fs.StringVar(&f.cniSocket, "cni-socket", cni.DefaultSocket, "unix socket on which weft-cni tells weft about new pods; empty disables")
+	fs.DurationVar(&f.verifyInterval, "verify-interval", time.Minute, "how often the kernel is read back, compared with the rules weft applied, and what differs repaired")
 	fs.BoolVar(&f.cutRevoked, "cut-revoked-connections", true, "delete the conntrack entries of established connections that policy no longer allows")
 	fs.DurationVar(&f.summaryWindow, "log-summary-window", 10*time.Second, "fold log lines like the first of a window (same pods, port, protocol, direction and verdict) into one summary line per window; 0 writes every line")
 	fs.StringVar(&f.modeText, "mode", "enforce", "enforce (drop what policy blocks) or audit (log it as 'would be blocked (audit)' and let it through); a namespace annotated "+policy.EnforcementAnnotation+"=audit|enforce overrides it")
@@ -110,11 +112,13 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	m := metrics.New(st)
 	checks := &misconfigurations{node: f.nodeName, log: log, m: m, started: time.Now(), said: map[string]bool{}}
 	scfg := syncer.Config{
-		Node:         f.nodeName,
-		Log:          log,
-		PodCIDRs:     f.podCIDRs,
-		AllowUnknown: f.unknownPodTraffic == "allow",
-		NodeAddrs:    interfaceAddrs,
+		Node:           f.nodeName,
+		Log:            log,
+		PodCIDRs:       f.podCIDRs,
+		AllowUnknown:   f.unknownPodTraffic == "allow",
+		NodeAddrs:      interfaceAddrs,
+		RepairInterval: f.verifyInterval,
+		OnDrift:        m.DriftRepaired,
 		OnSync: func(r syncer.Result) {
 			m.ObserveSync(r)
 			if r.Err == nil {
@@ -144,7 +148,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	s = syncer.New(w, b, scfg)
 
 	if f.metricsAddr != "" {
-		if err := serveHTTP(ctx, f.metricsAddr, s, m.Handler(), log); err != nil {
+		if err := serveHTTP(ctx, f.metricsAddr, s, m.Handler(), statusHandler(f.nodeName, s), log); err != nil {
 			return err
 		}
 	}
@@ -197,6 +201,9 @@ func (f *runFlags) validate() error {
 	}
 	if f.cniSocket != "" && !filepath.IsAbs(f.cniSocket) {
 		return usagef("--cni-socket %q: want an absolute path", f.cniSocket)
+	}
+	if f.verifyInterval < time.Second {
+		return usagef("--verify-interval %s: want at least 1s (e.g. 1m)", f.verifyInterval)
 	}
 	if f.nflogGroup < 0 || f.nflogGroup > 65535 {
 		return usagef("--nflog-group %d: want 0-65535", f.nflogGroup)
@@ -265,8 +272,8 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 
 // serveHTTP serves /healthz (the process lives), /readyz (weft enforces the
 // cluster's current policy: a ruleset is applied, syncs succeed and the API
-// server answers) and /metrics.
-func serveHTTP(ctx context.Context, addr string, s *syncer.Syncer, metricsHandler http.Handler, log *slog.Logger) error {
+// server answers), /metrics and /status (weft status).
+func serveHTTP(ctx context.Context, addr string, s *syncer.Syncer, metricsHandler, statusHandler http.Handler, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -277,6 +284,7 @@ func serveHTTP(ctx context.Context, addr string, s *syncer.Syncer, metricsHandle
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("/metrics", metricsHandler)
+	mux.Handle("/status", statusHandler)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--metrics-addr %s: %w (another weft running? give another address or --metrics-addr '')", addr, err)
@@ -293,6 +301,6 @@ func serveHTTP(ctx context.Context, addr string, s *syncer.Syncer, metricsHandle
 			log.Error("metrics server stopped", "error", err)
 		}
 	}()
-	log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	log.Info("serving /metrics, /healthz, /readyz, /status", "addr", ln.Addr().String())
 	return nil
 }

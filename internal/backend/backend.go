@@ -4,6 +4,10 @@ package backend
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/weftnet/weft/internal/ir"
 )
@@ -39,4 +43,118 @@ type Forgetter interface {
 // an unchanged ruleset.
 type HookChecker interface {
 	CheckHooks(ctx context.Context) (repaired []string, err error)
+}
+
+// Drift is one difference between what weft applied and what the kernel
+// holds now: something changed behind weft's back.
+type Drift struct {
+	// Kind is what differs: "table", "chain", "rule", "set", "element",
+	// "map-element" or "hook".
+	Kind string `json:"kind"`
+	// Object names the chain, set, map or hook concerned.
+	Object string `json:"object"`
+	// Change is "missing" (weft's, gone from the kernel), "extra" (in the
+	// kernel, not weft's), "changed" or "displaced" (a foreign rule before
+	// weft's hook).
+	Change string `json:"change"`
+	// Detail is the element, rule or foreign rule concerned.
+	Detail string `json:"detail,omitempty"`
+}
+
+func (d Drift) String() string {
+	s := d.Change + " " + d.Kind + " " + d.Object
+	if d.Detail != "" {
+		s += ": " + d.Detail
+	}
+	return s
+}
+
+// Verifier is implemented by backends that can read back what they own and
+// compare it with what they applied last.
+type Verifier interface {
+	// Verify reads the kernel and returns every difference from the ruleset
+	// applied last (none: the kernel holds exactly it). With repair it then
+	// changes exactly what differs, in one step that keeps what is right in
+	// place; the drift returned is what it found. An error means the kernel
+	// could not be read or repaired; the caller should rewrite all (Forget).
+	Verify(ctx context.Context, repair bool) ([]Drift, error)
+}
+
+// SequenceDrift compares the rules of one chain, want (what weft wrote) and
+// have (what the kernel holds), as a longest common subsequence: each rule
+// missing from have and each rule added to it is one Drift of kind "rule",
+// so that one inserted rule is one difference. show shortens a rule for
+// the Drift's detail.
+func SequenceDrift(object string, want, have []string, show func(string) string) []Drift {
+	if slices.Equal(want, have) {
+		return nil
+	}
+	// lcs[i][j]: length of the longest common subsequence of want[i:], have[j:].
+	lcs := make([][]int, len(want)+1)
+	for i := range lcs {
+		lcs[i] = make([]int, len(have)+1)
+	}
+	for i := len(want) - 1; i >= 0; i-- {
+		for j := len(have) - 1; j >= 0; j-- {
+			if want[i] == have[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	var drift []Drift
+	i, j := 0, 0
+	for i < len(want) || j < len(have) {
+		switch {
+		case i < len(want) && j < len(have) && want[i] == have[j]:
+			i++
+			j++
+		case j < len(have) && (i == len(want) || lcs[i][j+1] >= lcs[i+1][j]):
+			drift = append(drift, Drift{Kind: "rule", Object: object, Change: "extra", Detail: fmt.Sprintf("rule %d: %s", j+1, show(have[j]))})
+			j++
+		default:
+			drift = append(drift, Drift{Kind: "rule", Object: object, Change: "missing", Detail: fmt.Sprintf("rule %d: %s", i+1, show(want[i]))})
+			i++
+		}
+	}
+	return drift
+}
+
+// AddressView is what the kernel holds for one address, read back: the
+// groups its packets are dispatched to and the sets that hold it.
+type AddressView struct {
+	Addr string `json:"addr"`
+	// Groups are "ingress GROUP" or "egress GROUP": the group chains the
+	// kernel sends the address's packets to, as a local pod.
+	Groups []string `json:"groups"`
+	// Sets are the other sets of weft's that hold the address (as a peer,
+	// alone or in a prefix, or paired with a protocol and port).
+	Sets []string `json:"sets"`
+}
+
+// Reader is implemented by backends that can say what the kernel holds for
+// given addresses (weft explain on a node).
+type Reader interface {
+	Lookup(ctx context.Context, addrs []netip.Addr) ([]AddressView, error)
+}
+
+// ElementHolds reports whether a set element in canonical text (an
+// address, a prefix, an address range "a-b", optionally followed by
+// " . protocol . port" parts) holds addr in its first part.
+func ElementHolds(elem string, addr netip.Addr) bool {
+	first, _, _ := strings.Cut(elem, " . ")
+	first, _, _ = strings.Cut(first, ",") // ipset's "addr,proto:port"
+	if a, err := netip.ParseAddr(first); err == nil {
+		return a == addr
+	}
+	if p, err := netip.ParsePrefix(first); err == nil {
+		return p.Contains(addr)
+	}
+	if lo, hi, ok := strings.Cut(first, "-"); ok {
+		l, errL := netip.ParseAddr(lo)
+		h, errH := netip.ParseAddr(hi)
+		return errL == nil && errH == nil && l.BitLen() == addr.BitLen() && l.Compare(addr) <= 0 && addr.Compare(h) <= 0
+	}
+	return false
 }

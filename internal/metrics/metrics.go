@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/weftnet/weft/internal/backend"
 	"github.com/weftnet/weft/internal/policy"
 	"github.com/weftnet/weft/internal/syncer"
 )
@@ -26,6 +27,7 @@ type Metrics struct {
 	cut           prometheus.Counter
 	misconfigured *prometheus.GaugeVec
 	unknownDenied prometheus.Gauge
+	drift         *prometheus.CounterVec
 }
 
 // Status is what the daemon reports about itself, read at each scrape.
@@ -82,8 +84,11 @@ func New(st ...Status) *Metrics {
 		unknownDenied: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weft_unknown_pod_addresses_denied", Help: "1 when addresses of this node's pod ranges that no known pod holds are dropped; 0 when they pass (no pod ranges known, or --unknown-pod-traffic=allow), so a new pod is open until weft learns its IP.",
 		}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_kernel_drift_repaired_total", Help: "Differences between the kernel and the rules weft applied (changed behind its back) that the periodic check found and repaired, by kind: table, chain, rule, set, element, map-element, hook.",
+		}, []string{"kind"}),
 	}
-	m.reg.MustRegister(m.syncs, m.compileTime, m.applyTime, m.rulesetObjs, m.setMembers, m.policyErrors, m.clusterPols, m.isolatedLocal,
+	m.reg.MustRegister(m.syncs, m.drift, m.compileTime, m.applyTime, m.rulesetObjs, m.setMembers, m.policyErrors, m.clusterPols, m.isolatedLocal,
 		m.cut, m.misconfigured, m.unknownDenied,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if len(st) > 0 {
@@ -126,6 +131,14 @@ func (m *Metrics) ConnectionsCut(n int) { m.cut.Add(float64(n)) }
 // Misconfigured sets the state of a misconfiguration check.
 func (m *Metrics) Misconfigured(check string, bad bool) {
 	m.misconfigured.WithLabelValues(check).Set(boolFloat(bad))
+}
+
+// DriftRepaired counts what a periodic check of the kernel found and
+// repaired; pass it as syncer.Config.OnDrift.
+func (m *Metrics) DriftRepaired(drift []backend.Drift) {
+	for _, d := range drift {
+		m.drift.WithLabelValues(d.Kind).Inc()
+	}
 }
 
 // UnknownDenied records whether unknown pod addresses are dropped.

@@ -55,10 +55,13 @@ type Config struct {
 	// MaxBackoff caps the retry delay after failures (default 30s); retries
 	// start at 100ms and double.
 	MaxBackoff time.Duration
-	// RepairInterval is how often the whole ruleset is written again, from a
-	// fresh reading of the kernel, to repair rules changed behind weft's back
-	// (default 5m; needs a backend.Forgetter).
+	// RepairInterval is how often the kernel is read back and compared with
+	// the ruleset applied, and what differs repaired (default 1m; needs a
+	// backend.Verifier; a backend.Forgetter without it rewrites all).
 	RepairInterval time.Duration
+	// OnDrift, if set, is called with what each periodic check found and
+	// repaired (not called when it found nothing).
+	OnDrift func([]backend.Drift)
 	// HookCheckInterval is how often, between syncs, the backend's hook is
 	// checked (default 10s; needs a backend.HookChecker). Every sync that
 	// applies nothing checks it too.
@@ -116,6 +119,8 @@ type Syncer struct {
 	appliedCh chan struct{} // closed and replaced after each successful sync
 	failures  int           // syncs failed in a row
 	lastErr   error
+	lastSync  time.Time       // last successful sync
+	lastApply time.Time       // last sync that changed the kernel
 	logged    map[string]bool // policy problems already logged
 	ranges    string          // pod ranges last logged
 	audited   string          // audited namespaces last logged
@@ -130,7 +135,7 @@ func New(src Source, b backend.Backend, cfg Config) *Syncer {
 		cfg.MaxBackoff = 30 * time.Second
 	}
 	if cfg.RepairInterval == 0 {
-		cfg.RepairInterval = 5 * time.Minute
+		cfg.RepairInterval = time.Minute
 	}
 	if cfg.HookCheckInterval == 0 {
 		cfg.HookCheckInterval = 10 * time.Second
@@ -241,12 +246,88 @@ func (s *Syncer) Run(ctx context.Context) error {
 				}
 			}
 		case <-repair.C:
+			if !s.Ready() {
+				continue
+			}
+			if v, ok := s.backend.(backend.Verifier); ok {
+				if s.verifyAndRepair(ctx, v) {
+					continue
+				}
+			}
 			if f, ok := s.backend.(backend.Forgetter); ok {
 				f.Forget()
 				pending, repairing = true, true
 			}
 		}
 	}
+}
+
+// verifyAndRepair reads the kernel back, repairs what differs from the
+// ruleset applied and reports it. It returns false when the kernel could not
+// be read or repaired: the caller then rewrites all.
+func (s *Syncer) verifyAndRepair(ctx context.Context, v backend.Verifier) bool {
+	drift, err := v.Verify(ctx, true)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.cfg.Log.Warn("could not compare the kernel with the rules weft applied; rewriting all weft owns", "error", err)
+		}
+		return false
+	}
+	if len(drift) == 0 {
+		return true
+	}
+	const shown = 10
+	lines := make([]string, 0, min(len(drift), shown))
+	for _, d := range drift[:min(len(drift), shown)] {
+		lines = append(lines, d.String())
+	}
+	s.cfg.Log.Warn("rules or sets changed behind weft's back; put back exactly what differed", "differences", len(drift), "first", lines)
+	if s.cfg.OnDrift != nil {
+		s.cfg.OnDrift(drift)
+	}
+	return true
+}
+
+// Verify reads the kernel back and returns how it differs from the ruleset
+// applied last, changing nothing. It needs a backend.Verifier.
+func (s *Syncer) Verify(ctx context.Context) ([]backend.Drift, error) {
+	v, ok := s.backend.(backend.Verifier)
+	if !ok {
+		return nil, fmt.Errorf("the %s backend cannot read the kernel back", s.backend.Name())
+	}
+	return v.Verify(ctx, false)
+}
+
+// Lookup reads back what the kernel holds for addrs. It needs a
+// backend.Reader.
+func (s *Syncer) Lookup(ctx context.Context, addrs []netip.Addr) ([]backend.AddressView, error) {
+	r, ok := s.backend.(backend.Reader)
+	if !ok {
+		return nil, fmt.Errorf("the %s backend cannot read the kernel back", s.backend.Name())
+	}
+	return r.Lookup(ctx, addrs)
+}
+
+// Info is what the syncer knows of its own state, for weft status.
+type Info struct {
+	Backend string
+	// LastSync is when a sync last succeeded (the kernel held the view
+	// then); LastApply when one last changed the kernel.
+	LastSync, LastApply time.Time
+	// Failures counts the syncs failed in a row; LastError is the latest.
+	Failures  int
+	LastError string
+}
+
+// Info returns the syncer's state.
+func (s *Syncer) Info() Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := Info{Backend: s.backend.Name(), LastSync: s.lastSync, LastApply: s.lastApply, Failures: s.failures}
+	if s.lastErr != nil {
+		in.LastError = s.lastErr.Error()
+	}
+	return in
 }
 
 // SyncOnce compiles the current view and applies it if it changed.
@@ -325,6 +406,9 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 		return err
 	}
 	s.succeeded(snap, rs)
+	s.mu.Lock()
+	s.lastApply = s.lastSync
+	s.mu.Unlock()
 	if s.cfg.OnApplied != nil {
 		s.cfg.OnApplied(ctx, Applied{Snapshot: snap, Ruleset: rs, NodeAddrs: opts.NodeAddrs, At: time.Now()})
 	}
@@ -341,6 +425,7 @@ func (s *Syncer) succeeded(snap *policy.Snapshot, rs *ir.Ruleset) {
 	s.mu.Lock()
 	s.snapshot, s.applied = snap, rs
 	s.failures, s.lastErr = 0, nil
+	s.lastSync = time.Now()
 	close(s.appliedCh)
 	s.appliedCh = make(chan struct{})
 	s.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/weftnet/weft/internal/backend"
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/policy"
 )
@@ -247,4 +248,60 @@ func TestSyncerAuditMode(t *testing.T) {
 			t.Errorf("log lacks %s:\n%s", want, buf.String())
 		}
 	}
+}
+
+// verifyingBackend is a forgettingBackend that can read the kernel back:
+// each Verify reports the drift queued in found (repairing it), or err.
+type verifyingBackend struct {
+	forgettingBackend
+	found    [][]backend.Drift
+	err      error
+	verifies int
+}
+
+func (b *verifyingBackend) Verify(_ context.Context, repair bool) ([]backend.Drift, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !repair {
+		return nil, errors.New("the syncer's periodic check must repair")
+	}
+	b.verifies++
+	if b.err != nil {
+		return nil, b.err
+	}
+	if len(b.found) == 0 {
+		return nil, nil
+	}
+	d := b.found[0]
+	b.found = b.found[1:]
+	return d, nil
+}
+
+// TestSyncerVerifiesPeriodically: with a backend that reads the kernel
+// back, the periodic check repairs and reports what differs instead of
+// rewriting everything; when the check fails, it falls back to a rewrite.
+func TestSyncerVerifiesPeriodically(t *testing.T) {
+	src := &fakeSource{snap: snapshot("web"), changes: make(chan struct{}, 1)}
+	drift := []backend.Drift{{Kind: "element", Object: "s", Change: "missing", Detail: "10.32.0.1"}}
+	b := &verifyingBackend{found: [][]backend.Drift{drift}}
+	var mu sync.Mutex
+	var reported [][]backend.Drift
+	s := New(src, b, Config{Node: "n1", MinInterval: time.Millisecond, RepairInterval: 10 * time.Millisecond,
+		OnDrift: func(d []backend.Drift) { mu.Lock(); reported = append(reported, d); mu.Unlock() }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Run(ctx) }()
+	waitFor(t, "three checks", func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.verifies >= 3 })
+	mu.Lock()
+	if len(reported) != 1 || len(reported[0]) != 1 || reported[0][0] != drift[0] {
+		t.Errorf("reported %v, want the one drift once", reported)
+	}
+	mu.Unlock()
+	if n, _ := b.state(); n != 1 {
+		t.Errorf("%d applies; a check that repairs needs no rewrite", n)
+	}
+	b.mu.Lock()
+	b.err = errors.New("cannot read")
+	b.mu.Unlock()
+	waitFor(t, "a rewrite after a failed check", func() bool { n, _ := b.state(); return n >= 2 })
 }

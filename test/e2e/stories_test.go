@@ -112,6 +112,7 @@ func stories() []story {
 		{"cnp-conformance-cases", storyCNPConformance},
 		{"cnp-changes-converge", storyCNPChanges},
 		{"cnp-conformance-houses", storyCNPHouses},
+		{"status-verify-finds-and-repairs-drift", storyStatusVerify},
 	}
 }
 

@@ -39,9 +39,14 @@ type Backend struct {
 	// applied is what the kernel holds as far as this process knows; nil
 	// means "read it from the kernel on the next Apply" (adoption).
 	applied *state
-	temps   int
-	stats   Stats
-	budget  int
+	// lastRS is the ruleset applied last (Verify repairs towards it).
+	lastRS *ir.Ruleset
+	// baseline is, per family, weft's filter table as iptables-save
+	// printed it right after weft last wrote rules there (see Verify).
+	baseline [2]*table
+	temps    int
+	stats    Stats
+	budget   int
 	// hookRepairs counts the times weft's jump was put back on top.
 	hookRepairs int
 	// run runs a tool (exec's run; tests put a fake kernel here).
@@ -167,6 +172,12 @@ func (b *Backend) Forget() {
 func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.apply(ctx, rs, nil)
+}
+
+// apply is Apply with b.mu held. from, when set, is what the kernel holds,
+// just read (Verify's repair): the apply then changes what differs from it.
+func (b *Backend) apply(ctx context.Context, rs *ir.Ruleset, from *state) error {
 	start := time.Now()
 	if err := ctxErr(ctx, "iptables apply"); err != nil {
 		return err
@@ -177,7 +188,9 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	}
 	stats := Stats{}
 	prev := b.applied
-	if prev != nil {
+	if from != nil {
+		prev = from
+	} else if prev != nil {
 		if stats.HookRepaired, err = b.checkHooks(); err != nil {
 			// checkHooks forgot the state: read and replace it all.
 			b.log.Warn("weft's rules changed behind its back; reading and replacing them", "error", err)
@@ -225,6 +238,8 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	if stats.Adopted {
 		b.log.Info("adopted and replaced the rules and sets found in the kernel",
 			"chainsIPv4", len(prev.tables[0].chains), "chainsIPv6", len(prev.tables[1].chains), "sets", len(prev.sets))
+	}
+	if stats.Adopted || from != nil {
 		// The restores put weft's jump back on top where it was not.
 		for fi, fam := range families {
 			for _, h := range hooks {
@@ -237,7 +252,12 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 			}
 		}
 	}
-	b.applied = next
+	b.applied, b.lastRS = next, rs
+	for fi := range families {
+		if p.rules[fi] != "" || p.settleRules[fi] != "" || b.baseline[fi] == nil || stats.Adopted || from != nil {
+			b.baseline[fi] = b.readFilter(fi)
+		}
+	}
 	stats.Duration = time.Since(start)
 	b.stats = stats
 	b.log.Debug("iptables ruleset applied", "adopted", stats.Adopted, "rulesBytes", stats.RulesBytes,
@@ -359,6 +379,23 @@ func (b *Backend) destroySets(names []string) []string {
 		names = names[te.Line:]
 	}
 	return failed
+}
+
+// readFilter reads weft's part of family fi's filter table, as the
+// baseline Verify compares with; nil (no baseline: Verify says so) when it
+// cannot be read.
+func (b *Backend) readFilter(fi int) *table {
+	out, err := b.run(b.tools.save[fi], []string{"-t", "filter"}, "")
+	if err != nil {
+		b.log.Warn("could not read back the rules just written; drift checks wait for the next apply", "family", fmt.Sprintf("IPv%d", families[fi]), "error", err)
+		return nil
+	}
+	t, err := parseFilter(out)
+	if err != nil {
+		b.log.Warn("could not read back the rules just written; drift checks wait for the next apply", "family", fmt.Sprintf("IPv%d", families[fi]), "error", err)
+		return nil
+	}
+	return t
 }
 
 // readKernel reads what weft owns in the kernel: its chains and hooks in

@@ -48,6 +48,11 @@ type Backend struct {
 	// sync replaces the whole table.
 	applied *desired
 	last    SyncStats
+	// list reads the kernel back (nft -j); nil with knftables' fake.
+	list nftJSON
+	// baseline is nft's reading of the chains and definitions weft wrote
+	// last (see verify.go); nil when unknown.
+	baseline *kernelView
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -93,6 +98,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	b := newBackend(cfg, nft)
 	b.batch = elementBatch
+	b.list = runNFT
 	return b, nil
 }
 
@@ -234,6 +240,11 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	}
 	b.applied = want
 	b.last = st
+	if !st.ElementsOnly() || b.baseline == nil {
+		if err := b.takeBaseline(ctx); err != nil {
+			b.log.Warn("nftables: could not read back the rules just written; drift checks wait for the next sync", "error", err)
+		}
+	}
 	b.log.Debug("nftables sync applied", "full", st.Full, "operations", st.Operations, "bytes", st.Bytes,
 		"elementsAdded", st.ElementsAdded, "elementsDeleted", st.ElementsDeleted,
 		"chainsWritten", st.ChainsWritten, "groupsMerged", st.GroupsMerged, "groupsWalked", st.GroupsWalked, "duration", st.Duration)

@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/weftnet/weft/internal/lab"
+	"github.com/weftnet/weft/internal/status"
+)
+
+// weftStatus runs `weft status args...` inside node i and returns its
+// output and exit status.
+func (c *cluster) weftStatus(t testing.TB, i int, args ...string) (string, int) {
+	t.Helper()
+	out, err := c.lab.Nodes[i].Exec(context.Background(), c.env.weft, append([]string{"status"}, args...)...)
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out, 0
+	case errors.As(err, &ee):
+		return out, ee.ExitCode()
+	}
+	t.Fatalf("weft status: %v", err)
+	return "", 0
+}
+
+// storyStatusVerify: weft status shows what node-1 enforces; --verify finds
+// a set element, a rule and weft's hook changed behind its back; the
+// daemon's periodic check repairs exactly those and counts them.
+func storyStatusVerify(t *testing.T, c *cluster) {
+	c.create(t, netpol("y", "deny-all", networkingv1.NetworkPolicySpec{PodSelector: *sel(), PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}))
+	c.create(t, netpol("y", "web-allow", networkingv1.NetworkPolicySpec{PodSelector: *sel("pod", "a"),
+		Ingress: fromPeers(networkingv1.NetworkPolicyPeer{NamespaceSelector: sel("ns", "x")})}))
+	ya := c.pods["y/a"]
+	c.waitBlocked(t, c.pods["z/a"], ya, 80)
+
+	// A long interval: nothing repairs behind the test's back while
+	// --verify looks.
+	c.restartWeftOpts(t, 0, lab.WeftOptions{Args: []string{"--verify-interval", "1h"}})
+	out, code := c.weftStatus(t, 0)
+	if code != 0 {
+		t.Fatalf("weft status: exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"ready", c.backend + " backend", "y/a", "y/deny-all,y/web-allow"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("weft status lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("weft status:\n%s", out)
+	js, code := c.weftStatus(t, 0, "--output", "json", "--verify")
+	var rep status.Report
+	if err := json.Unmarshal([]byte(js), &rep); err != nil || code != 0 {
+		t.Fatalf("weft status --output json --verify: exit %d, %v:\n%s", code, err, js)
+	}
+	group := ""
+	for _, p := range rep.Pods {
+		if p.Pod == "y/a" && p.Ingress != nil {
+			group = p.Ingress.Group
+		}
+	}
+	if group == "" {
+		t.Fatalf("y/a has no ingress group in %s", js)
+	}
+
+	node := c.lab.Nodes[0]
+	addr := ya.IP(lab.IPv4).String()
+	var tamper [][]string
+	var want []string
+	if c.backend == "nftables" {
+		list, err := node.Exec(context.Background(), "nft", "-a", "list", "chain", "inet", "weft", "forward-ingress")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`vmap @ingress-ip4 # handle (\d+)`).FindStringSubmatch(list)
+		if m == nil {
+			t.Fatalf("no dispatch rule in forward-ingress:\n%s", list)
+		}
+		tamper = [][]string{
+			{"nft", "delete", "element", "inet", "weft", "ingress-ip4", "{ " + addr + " }"},
+			{"nft", "insert", "rule", "inet", "weft", group, "accept"},
+			{"nft", "delete", "rule", "inet", "weft", "forward-ingress", "handle", m[1]},
+		}
+		want = []string{"missing map-element ingress-ip4: " + addr + " : jump " + group, "extra rule " + group + ": rule 1",
+			"missing rule forward-ingress: rule"}
+	} else {
+		ipt := "iptables-nft"
+		if strings.Contains(c.wefts[0].Log(), "mode=legacy") {
+			ipt = "iptables-legacy"
+		}
+		tamper = [][]string{
+			{"ipset", "del", group + "-v4", addr},
+			{ipt, "-w", "-I", group, "1", "-j", "RETURN"},
+			{ipt, "-w", "-I", "FORWARD", "1", "-j", "ACCEPT"},
+		}
+		want = []string{"missing element " + group + "-v4: " + addr, "extra rule IPv4 " + group + ": rule 1: -A " + group + " -j RETURN",
+			"displaced hook IPv4 FORWARD: -A FORWARD -j ACCEPT"}
+		defer func() { _, _ = node.Exec(context.Background(), ipt, "-w", "-D", "FORWARD", "-j", "ACCEPT") }()
+	}
+	run := func() {
+		for _, cmd := range tamper {
+			if out, err := node.Exec(context.Background(), cmd[0], cmd[1:]...); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+		}
+	}
+	run()
+	out, code = c.weftStatus(t, 0, "--verify")
+	if code != 3 {
+		t.Errorf("weft status --verify after tampering: exit %d, want 3", code)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("weft status --verify does not name %q:\n%s", w, out)
+		}
+	}
+	if n := strings.Count(out, "\n  "); n != len(want) {
+		t.Errorf("weft status --verify names %d differences, want %d:\n%s", n, len(want), out)
+	}
+	t.Logf("weft status --verify:\n%s", out)
+
+	// The restart adopts and replaces what it finds; then the same
+	// tampering again, and the daemon's own check repairs it.
+	c.restartWeftOpts(t, 0, lab.WeftOptions{Args: []string{"--verify-interval", "1s"}})
+	defer c.restartWeftOpts(t, 0, lab.WeftOptions{})
+	if out, code := c.weftStatus(t, 0, "--verify"); code != 0 {
+		t.Fatalf("after the restart: exit %d:\n%s", code, out)
+	}
+	marks := c.logMarks()
+	run()
+	deadline := time.Now().Add(waitFor)
+	var repaired string
+	for time.Now().Before(deadline) && repaired == "" {
+		for _, l := range c.logSince(0, marks) {
+			if strings.Contains(l, "changed behind weft's back") {
+				repaired = l
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if repaired == "" {
+		t.Fatalf("no repair logged within %s", waitFor)
+	}
+	t.Logf("daemon: %s", repaired)
+	if !strings.Contains(repaired, "differences=3") {
+		t.Errorf("the repair names other than the 3 differences: %s", repaired)
+	}
+	if out, code := c.weftStatus(t, 0, "--verify"); code != 0 {
+		t.Errorf("after the daemon's repair: exit %d:\n%s", code, out)
+	}
+	sum, _ := c.metricSum(t, "weft_kernel_drift_repaired_total")
+	if sum != 3 {
+		t.Errorf("weft_kernel_drift_repaired_total = %v, want 3", sum)
+	}
+	// Enforcing as before: x reaches y/a, z does not.
+	if ok, err := c.attemptTCP(c.pods["x/a"], ya, 80, 0, 2*time.Second); !ok || err != nil {
+		t.Errorf("x/a -> y/a:80 after the repair: connected %v, %v; want allowed", ok, err)
+	}
+	c.waitBlocked(t, c.pods["z/a"], ya, 80)
+}
