@@ -20,7 +20,9 @@ import (
 // output and exit status.
 func (c *cluster) weftStatus(t testing.TB, i int, args ...string) (string, int) {
 	t.Helper()
-	out, err := c.lab.Nodes[i].Exec(context.Background(), c.env.weft, append([]string{"status"}, args...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", c.lab.Nodes[i].NetNS, c.env.weft, "status"}, args...)...)
+	outb, err := cmd.CombinedOutput()
+	out := string(outb)
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
