@@ -48,6 +48,7 @@ Usage:
                 [--iptables-mode auto|nft|legacy] [--pod-cidrs CIDR,...]
                 [--unknown-pod-traffic deny|allow] [--mode enforce|audit] [--log-allowed]
                 [--log-blocked=false] [--log-summary-window 10s] [--metrics-blocked-by-namespace]
+                [--verify-interval 1m]
   weft explain  (--files PATH... | --kubeconfig PATH) [--what-if PATH...]
                 --from SRC --to DST --port PORT[/PROTO] [--output text|json]
   weft matrix   (--files PATH... | --kubeconfig PATH [--files WHATIF...]) [--what-if PATH...]
