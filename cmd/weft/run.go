@@ -20,7 +20,9 @@ import (
 	npaclient "sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
 
 	"github.com/weftnet/weft/internal/cni"
+	"github.com/weftnet/weft/internal/events"
 	"github.com/weftnet/weft/internal/ir"
+	"github.com/weftnet/weft/internal/legacy"
 	"github.com/weftnet/weft/internal/metrics"
 	"github.com/weftnet/weft/internal/policy"
 	"github.com/weftnet/weft/internal/syncer"
@@ -110,6 +112,8 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		st.HookRepairs = ipt.HookRepairs
 	}
 	m := metrics.New(st)
+	reporter := events.New(events.Config{Client: client, Node: f.nodeName, Log: log.With("component", "events")})
+	legacyWarner := legacy.NewWarner(log)
 	checks := &misconfigurations{node: f.nodeName, log: log, m: m, started: time.Now(), said: map[string]bool{}}
 	scfg := syncer.Config{
 		Node:           f.nodeName,
@@ -124,6 +128,8 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 			if r.Err == nil {
 				m.UnknownDenied(len(r.PodRanges) > 0 && f.unknownPodTraffic == "deny")
 				checks.check(r.Snapshot)
+				reporter.Observe(r.Snapshot)
+				legacyWarner.Check(r.Snapshot)
 				w.ForgetCNI(r.Snapshot)
 			}
 		},
@@ -160,6 +166,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if blocked != nil {
 		blocked.start(ctx)
 	}
+	go reporter.Run(ctx)
 	w.Start(ctx)
 	if err := w.WaitForSync(ctx, 5*time.Second); err != nil {
 		log.Info("stopped before the API server answered; rules in place stay as they are")

@@ -16,6 +16,8 @@ import (
 // NetworkPolicy, or of the Baseline tier, evaluated after it.
 type ClusterPolicy struct {
 	Name string
+	// UID is the API object's, for Events about it ("" from files).
+	UID  string
 	Tier Tier // TierAdmin or TierBaseline
 	// Priority orders the policies of a tier: lower first. Policies of equal
 	// priority are ordered by name (the API leaves the choice to the
@@ -85,7 +87,7 @@ func (r ClusterRuleRef) String() string {
 // cannot read selects every pod (and then only the policy's Deny rules
 // act), a rule it cannot read is a broken rule (see ClusterRule).
 func ClusterPolicyFromAPI(in *npav1alpha2.ClusterNetworkPolicy) *ClusterPolicy {
-	p := &ClusterPolicy{Name: in.Name, Priority: in.Spec.Priority}
+	p := &ClusterPolicy{Name: in.Name, UID: string(in.UID), Priority: in.Spec.Priority}
 	ref := PolicyRef{Name: in.Name}
 	fail := func(field, format string, args ...any) {
 		p.Errors = append(p.Errors, FieldError{Policy: ref, Kind: "clusternetworkpolicy", Field: field, Msg: fmt.Sprintf(format, args...)})

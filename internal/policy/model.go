@@ -81,6 +81,12 @@ type Namespace struct {
 	Annotations map[string]string
 }
 
+// LegacyIsolationAnnotation is the namespace annotation of the beta
+// NetworkPolicy API (before networking.k8s.io/v1) that turned on default
+// deny for ingress, as weave-npc read it:
+// {"ingress":{"isolation":"DefaultDeny"}}. Kubernetes dropped it with v1.
+const LegacyIsolationAnnotation = "net.beta.kubernetes.io/network-policy"
+
 // ContainerPort is a named container port of a pod.
 type ContainerPort struct {
 	Name     string
@@ -159,6 +165,8 @@ func (r PolicyRef) String() string { return r.Namespace + "/" + r.Name }
 // Policy is a normalised NetworkPolicy.
 type Policy struct {
 	PolicyRef
+	// UID is the API object's, for Events about it ("" from files).
+	UID string
 	// PodSelector selects the pods of Namespace the policy applies to.
 	PodSelector labels.Selector
 	// Isolates says for which directions the selected pods become isolated

@@ -117,7 +117,7 @@ func copyMap(m map[string]string) map[string]string {
 // PolicyFromAPI normalises a NetworkPolicy. It never fails: what it cannot
 // understand is recorded in Errors and closed (see the package doc).
 func PolicyFromAPI(np *networkingv1.NetworkPolicy) *Policy {
-	p := &Policy{PolicyRef: PolicyRef{Namespace: np.Namespace, Name: np.Name}}
+	p := &Policy{PolicyRef: PolicyRef{Namespace: np.Namespace, Name: np.Name}, UID: string(np.UID)}
 	fail := func(field, format string, args ...any) {
 		p.Errors = append(p.Errors, FieldError{Policy: p.PolicyRef, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}

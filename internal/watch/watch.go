@@ -173,6 +173,7 @@ func (w *Watcher) newInformers() *informerSet {
 	// Keep only what policy needs: 10,000 pods should not cost a gigabyte.
 	_ = podInf.Informer().SetTransform(trimPod)
 	_ = nodeInf.Informer().SetTransform(trimNode)
+	_ = nsInf.Informer().SetTransform(trimNamespace)
 	s.pods, s.nss, s.nodes, s.policies = podInf.Lister(), nsInf.Lister(), nodeInf.Lister(), npInf.Lister()
 	return s
 }
@@ -581,6 +582,29 @@ func trimPod(obj any) (any, error) {
 	}
 	out.Status.Phase, out.Status.PodIP, out.Status.PodIPs = p.Status.Phase, p.Status.PodIP, p.Status.PodIPs
 	out.Status.HostIP, out.Status.HostIPs = p.Status.HostIP, p.Status.HostIPs
+	return out, nil
+}
+
+// namespaceAnnotations are the namespace annotations weft reads.
+var namespaceAnnotations = []string{policy.EnforcementAnnotation, policy.LegacyIsolationAnnotation}
+
+// trimNamespace keeps a namespace's name, labels and the annotations weft
+// reads (namespaceAnnotations).
+func trimNamespace(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Namespace{}
+	out.Name, out.UID, out.ResourceVersion, out.Labels = ns.Name, ns.UID, ns.ResourceVersion, ns.Labels
+	for _, key := range namespaceAnnotations {
+		if v, ok := ns.Annotations[key]; ok {
+			if out.Annotations == nil {
+				out.Annotations = map[string]string{}
+			}
+			out.Annotations[key] = v
+		}
+	}
 	return out, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/weftnet/weft/internal/policy"
 )
 
 func TestTrimPodKeepsEveryHostIP(t *testing.T) {
@@ -32,6 +34,31 @@ func TestTrimPodKeepsEveryHostIP(t *testing.T) {
 	if p.Annotations != nil || p.Spec.Volumes != nil {
 		t.Errorf("fields policy does not read are kept: %+v", p)
 	}
+}
+
+func TestTrimNamespaceKeepsLabelsAndWeftsAnnotations(t *testing.T) {
+	in := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: "x", UID: "u", ResourceVersion: "7", Labels: map[string]string{"team": "a"},
+		Annotations: map[string]string{
+			policy.LegacyIsolationAnnotation:                   `{"ingress":{"isolation":"DefaultDeny"}}`,
+			policy.EnforcementAnnotation:                       "audit",
+			"kubectl.kubernetes.io/last-applied-configuration": "{...}",
+		},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}}
+	out, _ := trimNamespace(in)
+	want := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: "x", UID: "u", ResourceVersion: "7", Labels: map[string]string{"team": "a"},
+		Annotations: map[string]string{policy.LegacyIsolationAnnotation: `{"ingress":{"isolation":"DefaultDeny"}}`, policy.EnforcementAnnotation: "audit"},
+	}}
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Errorf("trimmed namespace (-want +got):\n%s", diff)
+	}
+	in.Annotations = map[string]string{"other": "x"}
+	if out, _ := trimNamespace(in); out.(*corev1.Namespace).Annotations != nil {
+		t.Errorf("annotations kept: %v", out.(*corev1.Namespace).Annotations)
+	}
+
 }
 
 func TestTrimNodeKeepsRangesAndIPs(t *testing.T) {

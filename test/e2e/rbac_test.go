@@ -22,6 +22,7 @@ import (
 
 	"github.com/weftnet/weft/internal/lab"
 	"github.com/weftnet/weft/internal/reach"
+	"github.com/weftnet/weft/internal/watch"
 )
 
 // rbacManifest is weft's ServiceAccount, ClusterRole and binding.
@@ -30,13 +31,12 @@ const rbacManifest = "../../deploy/rbac.yaml"
 // weftRules is everything deploy/rbac.yaml may grant, as "group/resource
 // verb" ("" is the core group). Widening the role means changing this list.
 var weftRules = []string{
-	"/events create", "/events patch",
-	"/namespaces get", "/namespaces list", "/namespaces watch",
-	"/nodes get", "/nodes list", "/nodes watch",
-	"/pods get", "/pods list", "/pods watch",
-	"events.k8s.io/events create", "events.k8s.io/events patch",
-	"networking.k8s.io/networkpolicies get", "networking.k8s.io/networkpolicies list", "networking.k8s.io/networkpolicies watch",
-	"policy.networking.k8s.io/clusternetworkpolicies get", "policy.networking.k8s.io/clusternetworkpolicies list", "policy.networking.k8s.io/clusternetworkpolicies watch",
+	"/namespaces list", "/namespaces watch",
+	"/nodes list", "/nodes watch",
+	"/pods list", "/pods watch",
+	"events.k8s.io/events create",
+	"networking.k8s.io/networkpolicies list", "networking.k8s.io/networkpolicies watch",
+	"policy.networking.k8s.io/clusternetworkpolicies list", "policy.networking.k8s.io/clusternetworkpolicies watch",
 }
 
 // rbacObjects are the objects of deploy/rbac.yaml.
@@ -153,8 +153,14 @@ func TestRBACServiceAccount(t *testing.T) {
 			{Resource: "nodes", Verb: "update"},
 			{Resource: "nodes", Subresource: "status", Verb: "patch"},
 			{Resource: "namespaces", Verb: "delete"},
+			{Resource: "pods", Verb: "get", Namespace: "default"},
+			{Resource: "nodes", Verb: "get"},
+			{Group: "networking.k8s.io", Resource: "networkpolicies", Verb: "get", Namespace: "default"},
 			{Resource: "events", Verb: "list"},
 			{Resource: "events", Verb: "delete"},
+			{Resource: "events", Verb: "create", Namespace: "default"},
+			{Group: "events.k8s.io", Resource: "events", Verb: "patch", Namespace: "default"},
+			{Group: "events.k8s.io", Resource: "events", Verb: "list"},
 			{Group: "networking.k8s.io", Resource: "networkpolicies", Verb: "create"},
 			{Group: "networking.k8s.io", Resource: "networkpolicies", Verb: "update"},
 			{Group: "networking.k8s.io", Resource: "networkpolicies", Verb: "patch"},
@@ -190,19 +196,62 @@ func TestRBACServiceAccount(t *testing.T) {
 
 	t.Run("missing-verb", func(t *testing.T) {
 		for _, c := range []struct {
-			verb         string
-			staysUnready bool
+			group, resource, verb string
+			staysUnready          bool
 		}{
-			{"list", true},
+			{"networking.k8s.io", "networkpolicies", "list", true},
 			// Without watch, client-go first tries a watch list and then
 			// falls back to a plain list, which this role allows: weft
 			// syncs and applies a ruleset, but it cannot see changes, so
 			// it says not ready (the refused watch is the reason).
-			{"watch", true},
+			{"networking.k8s.io", "networkpolicies", "watch", true},
+			// Without create on Events weft enforces all the same; it logs
+			// the refusal when it reports a policy it cannot understand.
+			{"events.k8s.io", "events", "create", false},
 		} {
-			t.Run(c.verb, func(t *testing.T) {
-				testRBACMissingVerb(t, e, r.role, "networking.k8s.io", "networkpolicies", c.verb, c.staysUnready)
+			t.Run(c.resource+"-"+c.verb, func(t *testing.T) {
+				if c.resource == "events" {
+					brokenPolicyFor(t, e, l.Nodes[0])
+				}
+				testRBACMissingVerb(t, e, r.role, c.group, c.resource, c.verb, c.staysUnready)
 			})
+		}
+	})
+}
+
+// brokenPolicyFor creates, until the test ends, a ClusterNetworkPolicy weft
+// cannot fully understand, whose Event weft on node writes at once (it is
+// the first writer); it installs the CRD when it is not, and removes it
+// again then.
+func brokenPolicyFor(t *testing.T, e *env, node *lab.Node) {
+	t.Helper()
+	ctx := context.Background()
+	served, err := watch.ServesClusterPolicies(ctx, e.lab.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !served {
+		if err := e.lab.InstallClusterNetworkPolicyCRD(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := e.lab.DeleteClusterNetworkPolicyCRD(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	cl, err := e.lab.ClusterPolicyClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := domainNamesCNP(cnpWrittenBy(e.lab, node, "rbac-events"))
+	if _, err := cl.PolicyV1alpha2().ClusterNetworkPolicies().Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		err := cl.PolicyV1alpha2().ClusterNetworkPolicies().Delete(context.Background(), p.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Error(err)
 		}
 	})
 }
@@ -306,6 +355,8 @@ func testRBACMissingVerb(t *testing.T, e *env, base *rbacv1.ClusterRole, group, 
 	if !removed {
 		t.Fatalf("ClusterRole %s does not grant %s on %s/%s", base.Name, verb, group, resource)
 	}
+	// A rule left without verbs is no rule (the API refuses it).
+	role.Rules = slices.DeleteFunc(role.Rules, func(r rbacv1.PolicyRule) bool { return len(r.Verbs) == 0 })
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: name}}
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: name},

@@ -113,6 +113,7 @@ func stories() []story {
 		{"cnp-changes-converge", storyCNPChanges},
 		{"cnp-conformance-houses", storyCNPHouses},
 		{"status-verify-finds-and-repairs-drift", storyStatusVerify},
+		{"policy-not-understood-event", storyPolicyEvent},
 	}
 }
 
