@@ -227,23 +227,28 @@ func TestDeployManifests(t *testing.T) {
 		t.Errorf("kinds in %s (-want +got):\n%s", deployDir, diff)
 	}
 
-	// The check checks: a capability the API does not know as a field and
-	// a port out of range are refused.
+	// The check checks: a misspelt field and a port out of range are
+	// refused, each naming what is wrong.
 	for _, d := range docs {
 		if d.obj.GetKind() != "DaemonSet" || d.obj.GetName() != "weft" {
 			continue
 		}
-		broken := d.obj.DeepCopy()
-		containers, _, _ := unstructured.NestedSlice(broken.Object, "spec", "template", "spec", "containers")
-		c := containers[0].(map[string]any)
-		c["ports"] = []any{map[string]any{"containerPort": int64(70000)}}
-		c["securityContext"].(map[string]any)["capabilitiez"] = true
-		if err := unstructured.SetNestedSlice(broken.Object, containers, "spec", "template", "spec", "containers"); err != nil {
-			t.Fatal(err)
-		}
-		err := dryRun(broken)
-		if err == nil || !strings.Contains(err.Error(), "70000") || !strings.Contains(err.Error(), "capabilitiez") {
-			t.Errorf("a broken DaemonSet: %v; want refused for the port and the unknown field", err)
+		for _, b := range []struct {
+			change func(container map[string]any)
+			want   string
+		}{
+			{func(c map[string]any) { c["securityContext"].(map[string]any)["capabilitiez"] = true }, `unknown field "spec.template.spec.containers[0].securityContext.capabilitiez"`},
+			{func(c map[string]any) { c["ports"] = []any{map[string]any{"containerPort": int64(70000)}} }, "70000"},
+		} {
+			broken := d.obj.DeepCopy()
+			containers, _, _ := unstructured.NestedSlice(broken.Object, "spec", "template", "spec", "containers")
+			b.change(containers[0].(map[string]any))
+			if err := unstructured.SetNestedSlice(broken.Object, containers, "spec", "template", "spec", "containers"); err != nil {
+				t.Fatal(err)
+			}
+			if err := dryRun(broken); err == nil || !strings.Contains(err.Error(), b.want) {
+				t.Errorf("a broken DaemonSet: %v; want refused with %q", err, b.want)
+			}
 		}
 	}
 

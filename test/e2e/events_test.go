@@ -68,13 +68,13 @@ func storyPolicyEvent(t *testing.T, c *cluster) {
 	// The writer is node-2 here, to see that it is not simply the first node.
 	writer := c.lab.Nodes[len(c.lab.Nodes)-1]
 	name := cnpWrittenBy(c.lab, writer, "events-"+c.backend)
+	created := time.Now()
 	c.createCNP(t, domainNamesCNP(name))
 	p, err := c.cnpClient(t).PolicyV1alpha2().ClusterNetworkPolicies().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	uid := string(p.UID)
-	created := time.Now()
 	var evs []eventsv1.Event
 	for deadline := time.Now().Add(waitFor); ; time.Sleep(100 * time.Millisecond) {
 		if evs = policyEvents(t, c.lab, metav1.NamespaceDefault, uid); len(evs) > 0 {

@@ -391,6 +391,12 @@ func testRBACMissingVerb(t *testing.T, e *env, base *rbacv1.ClusterRole, group, 
 		time.Sleep(200 * time.Millisecond)
 	}
 	if !staysUnready {
+		// It enforces all the same.
+		ctx10, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := l.WaitWeftReady(ctx10, node, w); err != nil {
+			t.Errorf("weft without %s on %s: %v. Its log:\n%s", verb, resource, err, tailLines(w.Log(), 30))
+		}
 		return
 	}
 	// Give weft the time it would need to become ready with all its rights
