@@ -313,7 +313,7 @@ func (b *Backend) Verify(ctx context.Context, repair bool) ([]backend.Drift, err
 			rewrite = true
 		case kind == "chain":
 			if d := backend.SequenceDrift(name, want[1:], have[1:], ruleSummary); len(d) > 0 {
-				drift = append(drift, d...)
+				drift = append(drift, b.ruleTexts(ctx, name, d)...)
 				rechain[name] = true
 			}
 		}
@@ -391,6 +391,52 @@ func (b *Backend) Verify(ctx context.Context, repair bool) ([]backend.Drift, err
 		}
 	}
 	return drift, nil
+}
+
+// ruleTexts rewrites the details of a chain's rule drift in nft's words: a
+// missing rule as weft wrote it, an extra one as nft lists it now. Where
+// that cannot be done the JSON summary stays.
+func (b *Backend) ruleTexts(ctx context.Context, chain string, drift []backend.Drift) []backend.Drift {
+	var listed []string
+	if out, err := b.list(ctx, "list", "chain", "inet", tableName, chain); err == nil {
+		listed = chainRuleLines(string(out))
+	}
+	for i, d := range drift {
+		var n int
+		if _, err := fmt.Sscanf(d.Detail, "rule %d:", &n); err != nil || n < 1 {
+			continue
+		}
+		switch {
+		case d.Change == "missing" && b.applied.chains[chain] != nil && n <= len(b.applied.chains[chain].rules):
+			r := b.applied.chains[chain].rules[n-1]
+			drift[i].Detail = fmt.Sprintf("rule %d: %s", n, r.rule)
+			if r.comment != "" {
+				drift[i].Detail += fmt.Sprintf(" comment %q", r.comment)
+			}
+		case d.Change == "extra" && n <= len(listed):
+			drift[i].Detail = fmt.Sprintf("rule %d: %s", n, listed[n-1])
+		}
+	}
+	return drift
+}
+
+// chainRuleLines returns the rule lines of `nft list chain` output: the
+// lines inside the chain's braces but its hook and comment lines.
+func chainRuleLines(out string) []string {
+	var rules []string
+	depth := 0
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasSuffix(line, "{"):
+			depth++
+		case line == "}":
+			depth--
+		case depth == 2 && line != "" && !strings.HasPrefix(line, "type ") && !strings.HasPrefix(line, "comment \""):
+			rules = append(rules, line)
+		}
+	}
+	return rules
 }
 
 // ruleSummary shortens a rule's canonical JSON for a drift line: its
