@@ -114,6 +114,8 @@ func stories() []story {
 		{"cnp-conformance-houses", storyCNPHouses},
 		{"status-verify-finds-and-repairs-drift", storyStatusVerify},
 		{"policy-not-understood-event", storyPolicyEvent},
+		{"namespace-audited-others-enforced", storyNamespaceAudited},
+		{"audit-agrees-with-enforce-on-catalogue", storyAuditCatalogue},
 	}
 }
 
