@@ -40,6 +40,10 @@ type Side struct {
 	AllowedBy  []Rule   `json:"allowedBy"`
 	FromNode   bool     `json:"fromNode,omitempty"`
 	Unknown    bool     `json:"unknown,omitempty"`
+	// Audited: blocked, but the pod's namespace is annotated
+	// weft.dev/enforcement=audit, so its node logs the connection as would
+	// be blocked and lets it through.
+	Audited bool `json:"audited,omitempty"`
 	// Tier is the stage that decided: "Admin", "NetworkPolicy", "Baseline"
 	// or "default" (none did: allowed).
 	Tier string `json:"tier"`
@@ -108,7 +112,7 @@ func endpoint(ip netip.Addr, p *policy.Pod) Endpoint {
 }
 
 func side(c policy.Check) Side {
-	s := Side{Enforced: c.Enforced, Allowed: c.Allowed, FromNode: c.FromNode, Unknown: c.Unknown, IsolatedBy: []string{}, AllowedBy: []Rule{}}
+	s := Side{Enforced: c.Enforced, Allowed: c.Allowed, FromNode: c.FromNode, Unknown: c.Unknown, Audited: c.Audited, IsolatedBy: []string{}, AllowedBy: []Rule{}}
 	if c.Pod != nil {
 		s.Pod = c.Pod.Key()
 	}
@@ -202,7 +206,10 @@ func (r *Report) WriteText(w io.Writer) {
 		side Side
 	}{{"egress", r.Egress}, {"ingress", r.Ingress}} {
 		verdict := "allowed"
-		if !s.side.Allowed {
+		switch {
+		case s.side.Audited:
+			verdict = "BLOCKED, audited: its node logs it as would be blocked and lets it through"
+		case !s.side.Allowed:
 			verdict = "BLOCKED"
 		}
 		who := s.side.Pod

@@ -52,3 +52,22 @@ func TestSummaryAndReasons(t *testing.T) {
 		t.Errorf("self traffic: %+v", r)
 	}
 }
+
+// A blocked direction of a pod whose namespace is annotated
+// weft.dev/enforcement=audit is blocked by policy, and audited.
+func TestAuditedSide(t *testing.T) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "y", Annotations: map[string]string{policy.EnforcementAnnotation: "audit"}}}
+	snap := policy.NewSnapshot([]*corev1.Namespace{ns},
+		[]*corev1.Pod{pod("x", "b", "n1", "10.32.0.7", nil), pod("y", "a", "n1", "10.32.0.11", nil)},
+		[]*networkingv1.NetworkPolicy{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "y", Name: "deny-all"},
+			Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}},
+		}})
+	d := (&policy.Evaluator{Snapshot: snap}).Decide(policy.Flow{Src: netip.MustParseAddr("10.32.0.7"), Dst: netip.MustParseAddr("10.32.0.11"), Protocol: policy.TCP, Port: 80})
+	r := NewReport(d, snap)
+	var b strings.Builder
+	r.WriteText(&b)
+	if r.Verdict != "blocked" || !r.Ingress.Audited || !strings.Contains(b.String(), "ingress of y/a: BLOCKED, audited: its node logs it as would be blocked and lets it through") {
+		t.Errorf("report %+v:\n%s", r, b.String())
+	}
+}
