@@ -22,8 +22,9 @@ func explainCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	to := fs.String("to", "", "destination: namespace/pod or an IP address")
 	port := fs.String("port", "", "destination port and protocol: PORT[/TCP|UDP|SCTP] (default protocol TCP)")
 	output := fs.String("output", "text", "output format: text or json")
+	nodeAddr := fs.String("node-addr", "127.0.0.1:6781", "with --kubeconfig: the weft daemon on this node (its --metrics-addr), asked what the kernel holds for both ends; empty: don't ask")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: weft explain (--files PATH... | --kubeconfig PATH) [--what-if PATH...]\n"+
+		fmt.Fprintf(stderr, "Usage: weft explain (--files PATH... | --kubeconfig PATH [--node-addr 127.0.0.1:6781]) [--what-if PATH...]\n"+
 			"                    --from SRC --to DST --port PORT[/PROTO] [--output text|json]\n\n"+
 			"Says whether a connection is allowed by the policies in the files or in the live\n"+
 			"cluster, and why. With --what-if (or --files beside --kubeconfig) the policies of\n"+
@@ -70,16 +71,30 @@ func explainCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "weft explain: what-if: %s; without them the connection is %s\n",
 			changeList(cv.changes), verdictWord(before.Allowed))
 	}
-	// (The kernel's view — what this node's running weft holds for the pods
-	// involved — joins the report here when explain runs on a node.)
+	// On a node, what the kernel holds for both ends, read back by the
+	// running weft.
+	var kv *kernelView
+	if (isLive || given(fs, "node-addr")) && *nodeAddr != "" {
+		var note string
+		if kv, note = fetchKernelView(ctx, *nodeAddr, src, dst); note != "" {
+			fmt.Fprintf(stderr, "weft explain: %s\n", note)
+		}
+	}
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
+		out := struct {
+			*explain.Report
+			Kernel *kernelView `json:"kernel,omitempty"`
+		}{&report, kv}
+		if err := enc.Encode(out); err != nil {
 			return exitFailure, err
 		}
 	} else {
 		report.WriteText(stdout)
+		if kv != nil {
+			kv.writeText(stdout)
+		}
 	}
 	if !d.Allowed {
 		return exitBlocked, nil

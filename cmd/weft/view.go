@@ -36,10 +36,13 @@ func (v *viewFlags) register(fs *flag.FlagSet) {
 
 // live reports whether --kubeconfig was given (an empty value means the
 // in-cluster config).
-func live(fs *flag.FlagSet) bool {
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "kubeconfig" })
-	return given
+func live(fs *flag.FlagSet) bool { return given(fs, "kubeconfig") }
+
+// given reports whether flag name was set on the command line.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // view is the cluster a command answers about.

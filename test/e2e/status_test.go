@@ -20,7 +20,14 @@ import (
 // output and exit status.
 func (c *cluster) weftStatus(t testing.TB, i int, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", c.lab.Nodes[i].NetNS, c.env.weft, "status"}, args...)...)
+	return c.weftOnNode(t, i, append([]string{"status"}, args...)...)
+}
+
+// weftOnNode runs `weft args...` inside node i and returns its output
+// (stdout and stderr) and exit status.
+func (c *cluster) weftOnNode(t testing.TB, i int, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", c.lab.Nodes[i].NetNS, c.env.weft}, args...)...)
 	outb, err := cmd.CombinedOutput()
 	out := string(outb)
 	var ee *exec.ExitError
@@ -127,6 +134,18 @@ func storyStatusVerify(t *testing.T, c *cluster) {
 		t.Errorf("weft status --verify names %d differences, want 3:\n%s", n, out)
 	}
 	t.Logf("weft status --verify:\n%s", out)
+
+	// weft explain on the node shows the kernel's view beside policy's.
+	out, code = c.weftOnNode(t, 0, "explain", "--kubeconfig", c.lab.Kubeconfig(), "--from", "x/a", "--to", "y/a", "--port", "80")
+	if code != 0 {
+		t.Errorf("weft explain x/a -> y/a:80: exit %d, want 0 (policy allows):\n%s", code, out)
+	}
+	for _, w := range []string{"On node node-1, the kernel holds", "MISMATCH for y/a " + addr + ": weft applied ingress " + group + " but the kernel dispatches it to"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("weft explain on the node lacks %q:\n%s", w, out)
+		}
+	}
+	t.Logf("weft explain on the node:\n%s", out)
 
 	// The restart adopts and replaces what it finds; then the same
 	// tampering again, and the daemon's own check repairs it.
