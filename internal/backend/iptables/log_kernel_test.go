@@ -139,6 +139,10 @@ func testKernelAudit(t *testing.T, mode Mode) {
 		t.Fatalf("Apply with audit: %v", err)
 	}
 	checkKernelHolds(t, mode, rs)
+	// weft status --verify reads the audit rules back as written.
+	if drift, err := b.Verify(context.Background(), false); err != nil || len(drift) != 0 {
+		t.Fatalf("Verify right after Apply with audit: drift %v, error %v; want none", drift, err)
+	}
 	st, err := render(rs)
 	if err != nil {
 		t.Fatal(err)
