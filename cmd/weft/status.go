@@ -56,11 +56,15 @@ func statusHandler(node string, s *syncer.Syncer) http.HandlerFunc {
 			}
 			rep.Kernel = views
 		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
+		writeJSON(w, rep)
 	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }
 
 // Exit status of weft status --verify when the kernel differs.
