@@ -61,7 +61,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&f.nflogGroup, "nflog-group", 86, "NFLOG group the kernel sends blocked connections to, for weft to log (0-65535)")
 	fs.BoolVar(&f.logBlocked, "log-blocked", true, "log and count every blocked new connection, naming pods and policies (false: no log rules at all)")
 	fs.BoolVar(&f.logAllowed, "log-allowed", false, "also log new connections accepted into isolated pods, with the rule that allowed them (audits)")
-	fs.BoolVar(&f.blockedByNS, "metrics-blocked-by-namespace", false, "label weft_blocked_connections_total with the destination namespace too")
+	fs.BoolVar(&f.blockedByNS, "metrics-blocked-by-namespace", false, "label weft_blocked_connections_total and weft_audit_would_block_total with the destination namespace too")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.iptablesMode, "iptables-mode", "auto", "iptables variant: auto (the one holding the node's rules), nft or legacy")
 	fs.Var(&f.podCIDRsText, "pod-cidrs", "this node's pod ranges, comma-separated CIDRs (default: the Node object's spec.podCIDRs)")
