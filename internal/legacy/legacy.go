@@ -2,7 +2,6 @@ package legacy
 
 import (
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"slices"
 
@@ -42,10 +41,21 @@ func ParseIsolation(value string) Isolation {
 // DefaultDenyPolicy is the networking.k8s.io/v1 NetworkPolicy named name
 // that isolates every pod of namespace for ingress and allows nothing, as
 // DefaultDeny did (other policies of the namespace still allow what they
-// allow). It is YAML on one line, for a log line, ready for
-// `kubectl apply -f -`.
+// allow). It is JSON on one line, for a log line: JSON is YAML too, and
+// `kubectl apply -f -` takes it as it is (kubectl reads a document that
+// starts with "{" as JSON, so one-line YAML in flow style would not do).
 func DefaultDenyPolicy(namespace, name string) string {
-	return fmt.Sprintf("{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {namespace: %s, name: %s}, spec: {podSelector: {}, policyTypes: [Ingress]}}", namespace, name)
+	// Maps marshal with sorted keys, which is the usual order here too.
+	out, err := json.Marshal(map[string]any{
+		"apiVersion": "networking.k8s.io/v1",
+		"kind":       "NetworkPolicy",
+		"metadata":   map[string]string{"namespace": namespace, "name": name},
+		"spec":       map[string]any{"podSelector": map[string]any{}, "policyTypes": []string{"Ingress"}},
+	})
+	if err != nil {
+		panic(err) // strings, maps and slices always marshal
+	}
+	return string(out)
 }
 
 // Warner warns once per namespace (and value) about the annotation.

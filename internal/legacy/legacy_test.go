@@ -43,9 +43,20 @@ func TestDefaultDenyPolicy(t *testing.T) {
 	if strings.Contains(text, "\n") {
 		t.Errorf("not one line: %q", text)
 	}
+	want := `{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"default-deny-ingress","namespace":"legacy-ns"},"spec":{"podSelector":{},"policyTypes":["Ingress"]}}`
+	if text != want {
+		t.Errorf("DefaultDenyPolicy:\n got %s\nwant %s", text, want)
+	}
+	// kubectl reads it as JSON (it starts with "{"); it is YAML too.
 	var np networkingv1.NetworkPolicy
-	if err := yaml.UnmarshalStrict([]byte(text), &np); err != nil {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&np); err != nil {
 		t.Fatalf("%s is not a NetworkPolicy: %v", text, err)
+	}
+	var fromYAML networkingv1.NetworkPolicy
+	if err := yaml.UnmarshalStrict([]byte(text), &fromYAML); err != nil || fromYAML.Name != np.Name {
+		t.Fatalf("%s is not a NetworkPolicy as YAML: %v", text, err)
 	}
 	if np.APIVersion != "networking.k8s.io/v1" || np.Kind != "NetworkPolicy" || np.Namespace != "legacy-ns" || np.Name != "default-deny-ingress" {
 		t.Errorf("object: %+v", np.TypeMeta)

@@ -99,6 +99,7 @@ func storyPolicyEvent(t *testing.T, c *cluster) {
 		t.Fatalf("%d Events regarding %s, want 1: %+v", len(evs), name, evs)
 	}
 	ev := evs[0]
+	t.Logf("Event %s/%s: %s %s regarding %s %s from %s: %s", ev.Namespace, ev.Name, ev.Type, ev.Reason, ev.Regarding.Kind, ev.Regarding.Name, ev.ReportingInstance, ev.Note)
 	want := corev1.ObjectReference{Kind: "ClusterNetworkPolicy", APIVersion: "policy.networking.k8s.io/v1alpha2", Name: name, UID: p.UID}
 	if ev.Regarding != want || ev.Type != corev1.EventTypeWarning || ev.Reason != events.Reason ||
 		ev.ReportingInstance != "weft-"+writer.Name || !strings.Contains(ev.Note, "spec.egress[0].to[0].domainNames") || !strings.Contains(ev.Note, "fails closed") {
