@@ -207,3 +207,37 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
 }
+
+// BenchmarkKernelReadBack: what reading the table back costs at 10,000 pods
+// (100 local): the rules alone (the baseline taken after each apply that
+// writes a chain), and a whole Verify (rules, sets and elements, compared).
+func BenchmarkKernelReadBack(b *testing.B) {
+	if !enterNetnsBench(b) {
+		return
+	}
+	c, _ := benchCluster(100)
+	rs := compile.Compile(c.Snapshot, "node-1")
+	ctx := context.Background()
+	be, err := New(Config{Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := be.Apply(ctx, rs); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("rules", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if err := be.takeBaseline(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("verify", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			drift, err := be.Verify(ctx, false)
+			if err != nil || len(drift) > 0 {
+				b.Fatalf("drift %v, %v", drift, err)
+			}
+		}
+	})
+}
