@@ -3,4 +3,9 @@
 // informers, and turns it into immutable policy.Snapshots on demand. Events
 // only signal that something changed; the syncer recomputes from the cache
 // (level-triggered), so bursts coalesce.
+//
+// List reads the same objects once, with plain list calls, for commands
+// that answer and exit (weft explain and weft matrix against a live
+// cluster); NewSnapshot turns them, or objects read from manifest files,
+// into a snapshot by the watcher's own conversions.
 package watch
