@@ -116,6 +116,7 @@ func stories() []story {
 		{"policy-not-understood-event", storyPolicyEvent},
 		{"namespace-audited-others-enforced", storyNamespaceAudited},
 		{"audit-agrees-with-enforce-on-catalogue", storyAuditCatalogue},
+		{"matrix-and-explain-live", storyMatrixLive},
 	}
 }
 
