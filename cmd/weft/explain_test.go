@@ -133,7 +133,7 @@ func TestUsage(t *testing.T) {
 // TestExplainWhatIf explains under what-if files and says what the verdict
 // was without them.
 func TestExplainWhatIf(t *testing.T) {
-	code, out, errOut := runWeft("explain", "--files", "../../examples/three-tier", "--what-if", "testdata/open-middle.yaml",
+	code, out, errOut := runWeft("explain", "--files", "../../examples/three-tier", "--what-if", "../../examples/what-if/open-middle.yaml",
 		"--from", "outside/client", "--to", "shop/middle", "--port", "80")
 	if code != exitOK || !strings.Contains(out, "ALLOWED") {
 		t.Errorf("exit %d, want %d (allowed once the what-if opens the middle tier):\n%s%s", code, exitOK, out, errOut)
