@@ -186,8 +186,14 @@ func FuzzCompileAgreesWithEvaluator(f *testing.F) {
 		rng := rand.New(rand.NewPCG(seed, seed>>7))
 		// Cluster policies in two of three clusters.
 		c := clustergen.Random(rng, clustergen.RandomConfig{Namespaces: 1 + rng.IntN(3), Pods: 2 + rng.IntN(12), Policies: 1 + rng.IntN(4), Nodes: 1 + rng.IntN(2), ClusterPolicies: rng.IntN(3)})
-		if bad := mismatches(c, nodesOf(c), clustergen.RandomFlows(rng, c, 200)); len(bad) > 0 {
+		flows := clustergen.RandomFlows(rng, c, 200)
+		if bad := mismatches(c, nodesOf(c), flows); len(bad) > 0 {
 			t.Fatalf("%d mismatches, first:\n%s", len(bad), strings.Join(bad[:min(5, len(bad))], "\n"))
+		}
+		// And audited: random mode and namespace annotations.
+		clustergen.AnnotateEnforcement(rng, c)
+		if bad, _, _ := auditMismatches(c, nodesOf(c), flows, policy.Enforcement(rng.IntN(2)), nil); len(bad) > 0 {
+			t.Fatalf("audit: %d mismatches, first:\n%s", len(bad), strings.Join(bad[:min(5, len(bad))], "\n"))
 		}
 	})
 }
