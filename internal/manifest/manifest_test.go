@@ -83,8 +83,10 @@ func TestLoadErrorsNameFileAndDocument(t *testing.T) {
 }
 
 // TestYAML11Booleans: an unquoted YAML 1.1 boolean where the API wants a
-// string is refused with the file, the document, the field, the line and
-// the fix; quoted values, block scalars and real boolean fields pass.
+// string, or a number whose text would change, is refused with the file,
+// the document, the field, the line and the fix; quoted values, block
+// scalars, numbers that stay as written (addresses, 123) and real boolean
+// fields pass.
 func TestYAML11Booleans(t *testing.T) {
 	cases := []struct {
 		file string
@@ -99,6 +101,8 @@ func TestYAML11Booleans(t *testing.T) {
 		{"list-item-no.yaml", `document 1: items[1].metadata.annotations[sidecar] (line 9): the unquoted value No is the boolean false`},
 		{"cnp-namespace-label-y.yaml", `spec.subject.namespaces.matchLabels[kubernetes.io/metadata.name] (line 9): the unquoted value Y`},
 		{"json-true.json", `metadata.labels[debug] (line 1): the unquoted value true`},
+		{"label-version-number.yaml", `metadata.labels[version] (line 7): the unquoted value 1.10 is a number in YAML and would be read as the string "1.1", not "1.10": quote it: version: "1.10"`},
+		{"namespace-octal.yaml", `document 2: metadata.namespace (line 10): the unquoted value 0123 is a number in YAML and would be read as the string "83"`},
 		{"quoted-ok.yaml", ""},
 	}
 	for _, tc := range cases {
@@ -117,9 +121,9 @@ func TestYAML11Booleans(t *testing.T) {
 			if err == nil {
 				t.Fatalf("no error, want %q", tc.want)
 			}
-			var bse *BoolScalarError
+			var bse *ScalarError
 			if !errors.As(err, &bse) {
-				t.Errorf("error %v is not a *BoolScalarError", err)
+				t.Errorf("error %v is not a *ScalarError", err)
 			}
 			if !strings.HasPrefix(err.Error(), path+": ") || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error\n  %v\nwant it to start with the file and contain\n  %s", err, tc.want)

@@ -10,14 +10,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	npav1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // The YAML decoder Kubernetes tools use (sigs.k8s.io/yaml, and kubectl)
 // follows YAML 1.1, where an unquoted y, n, yes, no, on, off, true or false
 // is a boolean. Where the API wants a string, weft's decoder then writes it
 // back as "true" or "false": `namespace: y` silently becomes namespace
-// "true", `tier: on` label value "true". checkScalars finds such values
-// before decoding, by walking the YAML node tree beside the Go type of the
+// "true", `tier: on` label value "true". Numbers suffer the same way
+// (`version: 1.10` becomes "1.1"). checkScalars finds such values before
+// decoding, by walking the YAML node tree beside the Go type of the
 // object, and asks for quotes.
 
 // kindTypes are the Go types of the kinds weft reads.
@@ -45,9 +47,11 @@ func init() {
 	}
 }
 
-// BoolScalarError is an unquoted YAML 1.1 boolean where the object's type
-// wants a string.
-type BoolScalarError struct {
+// ScalarError is an unquoted YAML scalar where the object's type wants a
+// string and YAML reads something else: a YAML 1.1 boolean (always wrong:
+// weft would read "true" or "false", kubectl refuses it), or a number whose
+// text changes on the way (1.10 becomes "1.1", 0123 becomes "83").
+type ScalarError struct {
 	Field string // e.g. metadata.labels[tier]
 	Value string // as written
 	Line  int    // in the file
@@ -55,9 +59,12 @@ type BoolScalarError struct {
 	// Name is the mapping key the value belongs to ("" for a key or a list
 	// item), for the example of the fix.
 	Name string
+	// Number is set for a number; ReadAs is the string it becomes.
+	Number bool
+	ReadAs string
 }
 
-func (e *BoolScalarError) Error() string {
+func (e *ScalarError) Error() string {
 	what := "value"
 	if e.Key {
 		what = "key"
@@ -68,6 +75,10 @@ func (e *BoolScalarError) Error() string {
 		fix += ": ..."
 	case e.Name != "":
 		fix = e.Name + ": " + fix
+	}
+	if e.Number {
+		return fmt.Sprintf("%s (line %d): the unquoted %s %s is a number in YAML and would be read as the string %q, not %q: quote it: %s",
+			e.Field, e.Line, what, e.Value, e.ReadAs, e.Value, fix)
 	}
 	return fmt.Sprintf("%s (line %d): the unquoted %s %s is the boolean %t in YAML 1.1 (kubectl reads it so too), not the string %q: quote it: %s",
 		e.Field, e.Line, what, e.Value, yaml11Bools[e.Value], e.Value, fix)
@@ -133,10 +144,10 @@ func scalarOf(n *yamlv3.Node, key string) string {
 
 type scalarWalk struct {
 	lineOffset int
-	err        *BoolScalarError
+	err        *ScalarError
 }
 
-// result is the error found, or a nil error (not a nil *BoolScalarError).
+// result is the error found, or a nil error (not a nil *ScalarError).
 func (w *scalarWalk) result() error {
 	if w.err == nil {
 		return nil
@@ -208,10 +219,31 @@ func (w *scalarWalk) scalar(n *yamlv3.Node, field, name string, key bool) {
 	if n.Kind != yamlv3.ScalarNode || n.Style&(yamlv3.SingleQuotedStyle|yamlv3.DoubleQuotedStyle|yamlv3.LiteralStyle|yamlv3.FoldedStyle) != 0 {
 		return
 	}
-	if _, isBool := yaml11Bools[n.Value]; !isBool {
+	if _, isBool := yaml11Bools[n.Value]; isBool {
+		w.err = &ScalarError{Field: field, Value: n.Value, Line: n.Line + w.lineOffset, Key: key, Name: name}
 		return
 	}
-	w.err = &BoolScalarError{Field: field, Value: n.Value, Line: n.Line + w.lineOffset, Key: key, Name: name}
+	if readAs, changed := numberText(n.Value); changed {
+		w.err = &ScalarError{Field: field, Value: n.Value, Line: n.Line + w.lineOffset, Key: key, Name: name, Number: true, ReadAs: readAs}
+	}
+}
+
+// numberText returns the string weft's decoder (sigs.k8s.io/yaml) makes of
+// the plain scalar v in a string field, and whether it differs from v: YAML
+// 1.1 numbers are written back in Go's form (1.10 → "1.1", 0123 → "83",
+// 1e3 → "1000", 0x1F → "31"). Only scalars that start like a number are
+// decoded.
+func numberText(v string) (string, bool) {
+	if v == "" || !strings.ContainsAny(v[:1], "0123456789+-.") {
+		return v, false
+	}
+	var s struct {
+		V string `json:"v"`
+	}
+	if err := sigsyaml.Unmarshal([]byte("v: "+v), &s); err != nil {
+		return v, false
+	}
+	return s.V, s.V != v
 }
 
 // jsonFields maps the JSON names of t's fields (embedded inline structs
