@@ -254,9 +254,17 @@ func (b *Backend) apply(ctx context.Context, rs *ir.Ruleset, from *state) error 
 	}
 	b.applied, b.lastRS = next, rs
 	for fi := range families {
-		if p.rules[fi] != "" || p.settleRules[fi] != "" || b.baseline[fi] == nil || stats.Adopted || from != nil {
-			b.baseline[fi] = b.readFilter(fi)
+		if p.rules[fi] == "" && p.settleRules[fi] == "" && b.baseline[fi] != nil {
+			continue
 		}
+		read := b.readFilter(fi)
+		if read != nil && b.baseline[fi] != nil && !stats.Adopted && from == nil && prev != nil {
+			// Only what this apply wrote is new; what it left alone keeps
+			// its baseline, so a change made there behind weft's back
+			// before this apply is still found.
+			read = mergeBaseline(b.baseline[fi], read, prev.tables[fi], next.tables[fi])
+		}
+		b.baseline[fi] = read
 	}
 	stats.Duration = time.Since(start)
 	b.stats = stats

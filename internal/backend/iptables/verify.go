@@ -38,7 +38,7 @@ func (b *Backend) Verify(ctx context.Context, repair bool) ([]backend.Drift, err
 	if !repair || len(drift) == 0 {
 		return drift, nil
 	}
-	if err := b.apply(ctx, b.lastRS, have); err != nil {
+	if err := b.apply(ctx, b.lastRS, asRendered(have, b.baseline, b.applied)); err != nil {
 		b.applied = nil
 		return drift, fmt.Errorf("iptables backend: repair what changed behind weft's back: %w (the next sync reads and replaces all weft owns)", err)
 	}
@@ -101,6 +101,65 @@ func compareStates(want, have *state) []backend.Drift {
 		}
 	}
 	return drift
+}
+
+// asRendered returns the kernel's state with every chain and hook list that
+// still equals the baseline written as the renderer writes it, so that the
+// apply planner, which compares rendered text, rewrites only the chains
+// that changed (iptables-save words a rule otherwise than weft does).
+func asRendered(have *state, baseline [2]*table, applied *state) *state {
+	out := &state{sets: have.sets}
+	for fi := range families {
+		h, base, ren := have.tables[fi], baseline[fi], applied.tables[fi]
+		t := &table{chains: map[string][]string{}, hooks: h.hooks, hookFirst: h.hookFirst, front: h.front}
+		for name, rules := range h.chains {
+			if r, ok := ren.chains[name]; ok && slices.Equal(rules, base.chains[name]) {
+				rules = r
+			}
+			t.chains[name] = rules
+		}
+		hooks := map[string][]string{}
+		for hook, specs := range h.hooks {
+			if slices.Equal(specs, base.hooks[hook]) {
+				specs = ren.hooks[hook]
+			}
+			hooks[hook] = specs
+		}
+		t.hooks = hooks
+		out.tables[fi] = t
+	}
+	return out
+}
+
+// mergeBaseline is the baseline after an apply from prev to next (both
+// rendered): for each chain and hook list next holds, as read now where the
+// apply changed it, else as before — also when it is gone from the kernel
+// meanwhile, so that Verify still finds it missing.
+func mergeBaseline(old, read, prev, next *table) *table {
+	t := &table{chains: map[string][]string{}, hooks: map[string][]string{}, hookFirst: read.hookFirst, front: read.front}
+	for name, rules := range next.chains {
+		o, had := old.chains[name]
+		switch {
+		case had && prev.chains[name] != nil && slices.Equal(prev.chains[name], rules):
+			t.chains[name] = o
+		default:
+			if r, ok := read.chains[name]; ok {
+				t.chains[name] = r
+			}
+		}
+	}
+	for hook, specs := range next.hooks {
+		o, had := old.hooks[hook]
+		switch {
+		case had && slices.Equal(prev.hooks[hook], specs):
+			t.hooks[hook] = o
+		default:
+			if r, ok := read.hooks[hook]; ok {
+				t.hooks[hook] = r
+			}
+		}
+	}
+	return t
 }
 
 func sortedUnion[V any](a, b map[string]V) []string {

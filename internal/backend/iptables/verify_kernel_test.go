@@ -72,7 +72,26 @@ func testVerify(t *testing.T, mode Mode) {
 			t.Fatalf("%s: after the repair: drift %q, error %v; want none", tc.name, drift, err)
 		}
 		checkKernelHolds(t, mode, rs)
+		if tc.name == "rule inserted" {
+			if st := b.LastStats(); st.ChainsWritten != 1 || st.SetsSwapped+st.SetsCreated+st.SetsPatched != 0 {
+				t.Errorf("repairing one rule wrote %d chains and touched %d sets, want 1 chain and no set", st.ChainsWritten, st.SetsSwapped+st.SetsCreated+st.SetsPatched)
+			}
+		}
 	}
+
+	// A change behind weft's back in a chain that a later apply leaves
+	// alone is still found after that apply.
+	sh(t, ipt, "-w", "-I", "weft-g-egressaaaaaaaaaaa", "1", "-j", "RETURN")
+	other := sampleRuleset()
+	other.Chains[0].Rules[0].PortMin, other.Chains[0].Rules[0].PortMax = 54, 54
+	if err := b.Apply(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	drift, err := b.Verify(ctx, true)
+	if want := []string{"extra rule IPv4 weft-g-egressaaaaaaaaaaa: rule 1: -A weft-g-egressaaaaaaaaaaa -j RETURN"}; err != nil || !driftMatches(drift, want) {
+		t.Fatalf("after an apply elsewhere: drift %q, %v; want %q", drift, err, want)
+	}
+	checkKernelHolds(t, mode, other)
 	// The repair put weft's jump back on top; the foreign ACCEPT stays
 	// below it (not weft's to remove).
 	sh(t, ipt, "-D", "FORWARD", "-j", "ACCEPT")

@@ -206,6 +206,7 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 		b.log.Debug("nftables: group walks its policy chains: its merged sets would exceed the budget",
 			"group", name, "elements", want.overBudget[name], "budget", ir.MergeLimit(b.budget))
 	}
+	prev := b.applied
 	tx := b.nft.NewTransaction()
 	st := SyncStats{GroupsMerged: want.merged, GroupsWalked: want.walked}
 	if b.applied == nil || !writeIncremental(tx, b.applied, want, &st, b.batch) {
@@ -241,9 +242,7 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	b.applied = want
 	b.last = st
 	if !st.ElementsOnly() || b.baseline == nil {
-		if err := b.takeBaseline(ctx); err != nil {
-			b.log.Warn("nftables: could not read back the rules just written; drift checks wait for the next sync", "error", err)
-		}
+		b.refreshBaseline(ctx, prev, want, st.Full)
 	}
 	b.log.Debug("nftables sync applied", "full", st.Full, "operations", st.Operations, "bytes", st.Bytes,
 		"elementsAdded", st.ElementsAdded, "elementsDeleted", st.ElementsDeleted,

@@ -488,6 +488,41 @@ func (b *Backend) rewriteAll(ctx context.Context) error {
 	return b.takeBaseline(ctx)
 }
 
+// refreshBaseline updates the baseline after an apply from prev to want:
+// the chains the apply wrote and the objects it added as nft reads them
+// now, the rest as before — so a change made behind weft's back in a chain
+// the apply left alone is still found. A full apply takes it all anew.
+func (b *Backend) refreshBaseline(ctx context.Context, prev, want *desired, full bool) {
+	old := b.baseline
+	if err := b.takeBaseline(ctx); err != nil {
+		b.log.Warn("nftables: could not read back the rules just written; drift checks wait for the next sync", "error", err)
+		return
+	}
+	if full || old == nil || prev == nil {
+		return
+	}
+	read := b.baseline
+	merged := &kernelView{structure: map[string][]string{}}
+	keep := func(key string, unchanged bool) {
+		if o, ok := old.structure[key]; ok && unchanged {
+			merged.structure[key] = o
+		} else if r, ok := read.structure[key]; ok {
+			merged.structure[key] = r
+		}
+	}
+	for name, c := range want.chains {
+		o := prev.chains[name]
+		keep("chain "+name, o != nil && slices.Equal(o.rules, c.rules))
+	}
+	for name := range want.sets {
+		keep("set "+name, prev.sets[name] != nil)
+	}
+	for name := range want.maps {
+		keep("map "+name, prev.maps[name] != nil)
+	}
+	b.baseline = merged
+}
+
 // takeBaseline records nft's reading of the chains, rules and object
 // definitions weft just wrote.
 func (b *Backend) takeBaseline(ctx context.Context) error {

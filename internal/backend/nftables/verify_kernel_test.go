@@ -87,6 +87,28 @@ func TestKernelVerifyFindsAndRepairsDrift(t *testing.T) {
 		})
 	}
 
+	t.Run("drift kept across an apply elsewhere", func(t *testing.T) {
+		nftScript(t, "insert rule inet weft weft-g-a accept")
+		other := exampleRuleset()
+		other.Log = ir.DefaultLog
+		// A rule that drops: weft-g-b's rules change, weft-g-a's do not.
+		other.Chains[2].Rules = append(other.Chains[2].Rules, ir.Rule{Family: ir.IPv4, PeerSet: "weft-ext", Verdict: ir.Drop, Comment: "y/egress-dns egress[2]"})
+		if err := b.Apply(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		if st := b.LastSync(); st.Full || st.ChainsWritten == 0 {
+			t.Fatalf("want an incremental apply that writes a chain, got %+v", st)
+		}
+		drift, err := b.Verify(ctx, true)
+		if err != nil || !driftMatches(drift, []string{"extra rule weft-g-a: rule 1: accept"}) {
+			t.Fatalf("drift %q, error %v", drift, err)
+		}
+		kernelMatches(t, other)
+		if err := b.Apply(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("table deleted", func(t *testing.T) {
 		nftScript(t, "delete table inet weft")
 		drift, err := b.Verify(ctx, true)
