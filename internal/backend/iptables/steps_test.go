@@ -281,11 +281,23 @@ func TestApplyNeverOpensBetweenStepsIR(t *testing.T) {
 	if testing.Short() {
 		rounds = 100
 	}
-	var states, staged int
+	var states, staged, audited int
 	for seed := range rounds {
 		rng := rand.New(rand.NewPCG(uint64(seed), 17))
 		oldRS := randomIRRuleset(rng)
 		newRS := mutateIRRuleset(rng, oldRS)
+		if seed%4 == 1 {
+			// Audit: group 2 audited before, after or both; the change
+			// may switch it (enforce to audit opens, audit to enforce
+			// narrows) besides the other changes.
+			was, is := rng.IntN(2) == 0, rng.IntN(2) == 0
+			if !was && !is {
+				was = true
+			}
+			setAudit(oldRS, 2, was)
+			setAudit(newRS, 2, is)
+			audited++
+		}
 		budget := []int{DefaultMergeBudget, 3, -1}[seed%3]
 		var flows []ir.Packet
 		for _, src := range irUniverse {
@@ -304,7 +316,7 @@ func TestApplyNeverOpensBetweenStepsIR(t *testing.T) {
 			staged++
 		}
 	}
-	t.Logf("%d rounds, %d intermediate states; %d applies staged sets through the rules", rounds, states, staged)
+	t.Logf("%d rounds (%d with an audited group), %d intermediate states; %d applies staged sets through the rules", rounds, audited, states, staged)
 	if staged == 0 {
 		t.Error("no apply staged a set: the test should exercise staging")
 	}
@@ -364,6 +376,44 @@ func randomIRRuleset(rng *rand.Rand) *ir.Ruleset {
 		rs.UnknownRanges = []netip.Prefix{netip.MustParsePrefix("10.32.0.0/28")}
 	}
 	return rs
+}
+
+// setAudit makes group gi of rs audited (or enforcing) as compile does:
+// the flag, and chains whose Drop rules audit, copies named weft-p-a<n>
+// (the group's own: the enforcing groups keep the originals). The log is
+// on either way, so that only the mode differs between two rulesets.
+func setAudit(rs *ir.Ruleset, gi int, audit bool) {
+	rs.Log = ir.DefaultLog
+	g := &rs.Groups[gi]
+	g.Audit = audit
+	for i, name := range g.Chains {
+		orig := strings.Replace(name, "weft-p-a", "weft-p-", 1)
+		if !audit {
+			g.Chains[i] = orig
+			continue
+		}
+		copyName := strings.Replace(orig, "weft-p-", "weft-p-a", 1)
+		g.Chains[i] = copyName
+		if slices.ContainsFunc(rs.Chains, func(c ir.Chain) bool { return c.Name == copyName }) {
+			continue
+		}
+		for _, c := range rs.Chains {
+			if c.Name == orig {
+				c.Name, c.Rules = copyName, slices.Clone(c.Rules)
+				rs.Chains = append(rs.Chains, c)
+			}
+		}
+	}
+	// A mutation may have given an audit copy a Drop rule.
+	for i := range rs.Chains {
+		if strings.HasPrefix(rs.Chains[i].Name, "weft-p-a") {
+			for j := range rs.Chains[i].Rules {
+				if rs.Chains[i].Rules[j].Verdict == ir.Drop {
+					rs.Chains[i].Rules[j].Verdict = ir.Audit
+				}
+			}
+		}
+	}
 }
 
 func randomPrefixes(rng *rand.Rand) []netip.Prefix {
