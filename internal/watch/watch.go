@@ -608,14 +608,15 @@ func trimNamespace(obj any) (any, error) {
 	return out, nil
 }
 
-// trimNode keeps a node's name, pod ranges and addresses.
+// trimNode keeps a node's name, labels, pod ranges and addresses.
 func trimNode(obj any) (any, error) {
 	n, ok := obj.(*corev1.Node)
 	if !ok {
 		return obj, nil
 	}
 	out := &corev1.Node{}
-	out.Name, out.UID, out.ResourceVersion = n.Name, n.UID, n.ResourceVersion
+	// Labels: a ClusterNetworkPolicy's nodes peer selects nodes by them.
+	out.Name, out.UID, out.ResourceVersion, out.Labels = n.Name, n.UID, n.ResourceVersion, n.Labels
 	out.Spec.PodCIDR, out.Spec.PodCIDRs = n.Spec.PodCIDR, n.Spec.PodCIDRs
 	out.Status.Addresses = slices.DeleteFunc(slices.Clone(n.Status.Addresses), func(a corev1.NodeAddress) bool {
 		return a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP
