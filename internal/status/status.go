@@ -68,6 +68,10 @@ type Pod struct {
 type Isolation struct {
 	Group    string   `json:"group"`
 	Policies []string `json:"policies"`
+	// Audit says the direction is audited (weft run --mode audit, or the
+	// namespace's weft.dev/enforcement annotation): what policy blocks is
+	// logged and let through.
+	Audit bool `json:"audit,omitempty"`
 }
 
 // Verify is what reading the kernel back found.
@@ -108,7 +112,7 @@ func Build(node string, snap *policy.Snapshot, rs *ir.Ruleset) Report {
 	}
 	for i := range rs.Groups {
 		g := &rs.Groups[i]
-		iso := &Isolation{Group: g.Name, Policies: slices.Clone(g.Policies)}
+		iso := &Isolation{Group: g.Name, Policies: slices.Clone(g.Policies), Audit: g.Audit}
 		if iso.Policies == nil {
 			iso.Policies = []string{}
 		}
@@ -192,6 +196,9 @@ func (r *Report) WriteText(w io.Writer) {
 func (i *Isolation) text() string {
 	if i == nil {
 		return "- (open)"
+	}
+	if i.Audit {
+		return strings.Join(i.Policies, ",") + " (audit)"
 	}
 	return strings.Join(i.Policies, ",")
 }

@@ -20,12 +20,12 @@ func TestBuildAndText(t *testing.T) {
 		Groups: []ir.Group{
 			{Name: "g-in", Direction: ir.Ingress, Policies: []string{"y/deny", "y/web"}, Members: []ir.Member{{Addr: a("10.32.0.7"), Pod: "y/a"}, {Addr: a("fd00::7"), Pod: "y/a"}}},
 			{Name: "open-in", Direction: ir.Ingress, Members: []ir.Member{{Addr: a("10.32.0.6"), Pod: "x/b"}}},
-			{Name: "g-eg", Direction: ir.Egress, Policies: []string{"x/egress"}, Members: []ir.Member{{Addr: a("10.32.0.6"), Pod: "x/b"}}},
+			{Name: "g-eg", Direction: ir.Egress, Policies: []string{"x/egress"}, Audit: true, Members: []ir.Member{{Addr: a("10.32.0.6"), Pod: "x/b"}}},
 		},
 	}
 	r := Build("node-1", nil, rs)
 	want := []Pod{
-		{Pod: "x/b", Addrs: []string{"10.32.0.6"}, Egress: &Isolation{Group: "g-eg", Policies: []string{"x/egress"}}},
+		{Pod: "x/b", Addrs: []string{"10.32.0.6"}, Egress: &Isolation{Group: "g-eg", Policies: []string{"x/egress"}, Audit: true}},
 		{Pod: "y/a", Addrs: []string{"10.32.0.7", "fd00::7"}, Ingress: &Isolation{Group: "g-in", Policies: []string{"y/deny", "y/web"}}},
 	}
 	if diff := cmp.Diff(want, r.Pods); diff != "" {
@@ -41,7 +41,8 @@ func TestBuildAndText(t *testing.T) {
 	for _, line := range []string{
 		"node node-1: weft , nftables backend, ready",
 		"in force: 2 local pods, 3 groups, 1 chains, 2 rules, 1 sets, 2 set elements",
-		"y/a  10.32.0.7,fd00::7  y/deny,y/web",
+		"y/a  10.32.0.7,fd00::7  y/deny,y/web      - (open)",
+		"x/b  10.32.0.6          - (open)          x/egress (audit)",
 		"verify: 1 differences between the kernel and what weft applied:",
 		"  missing element s: 10.32.0.8",
 	} {
