@@ -57,7 +57,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means the in-cluster config")
 	fs.StringVar(&f.nodeName, "node-name", "", "this node's name (default $NODE_NAME, then the hostname)")
 	fs.StringVar(&f.backend, "backend", "auto", "packet filter backend: auto, nftables or iptables")
-	fs.StringVar(&f.metricsAddr, "metrics-addr", ":6781", "address for /metrics, /healthz and /readyz; empty disables")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", ":6781", "address for /metrics, /healthz, /readyz and /status; empty disables")
 	fs.IntVar(&f.nflogGroup, "nflog-group", 86, "NFLOG group the kernel sends blocked connections to, for weft to log (0-65535)")
 	fs.BoolVar(&f.logBlocked, "log-blocked", true, "log and count every blocked new connection, naming pods and policies (false: no log rules at all)")
 	fs.BoolVar(&f.logAllowed, "log-allowed", false, "also log new connections accepted into isolated pods, with the rule that allowed them (audits)")
