@@ -604,3 +604,99 @@ func measureRate(b *testing.B, c *cluster, from, to *lab.Pod) float64 {
 	b.StopTimer()
 	return sum / float64(b.N)
 }
+
+// BenchmarkConnRatePeers is the datapath at scale with real peers: new TCP
+// connections per second x/a (node-1) → x/c (node-2) through 1,000
+// policies that select x/c, each letting in real, different pods (the 1,000
+// scale pods, by namespace team, app and tier: every peer set non-empty) on
+// a port of its own, the last letting x/a in on 80; against the same nodes
+// with no filter at all (weft stopped, its rules removed, conntrack still
+// on). Reports conns/s and the ratio to no filter.
+func BenchmarkConnRatePeers(b *testing.B) {
+	e := needEnv(b)
+	for _, backend := range backends {
+		b.Run(backend, func(b *testing.B) {
+			c := benchCluster(b, e, backend)
+			from, to := c.pods["x/a"], c.pods["x/c"]
+			c.deleteAllPolicies(b)
+			createScalePods(b, c)
+			var bare float64
+			b.Run("no-filter", func(b *testing.B) {
+				// Both wefts down and their rules gone for the measurement.
+				c.restartWeftOptsWhile(b, 0, lab.WeftOptions{}, func() {
+					c.restartWeftOptsWhile(b, 1, lab.WeftOptions{}, func() {
+						ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+						defer cancel()
+						for _, n := range c.lab.Nodes {
+							if err := c.lab.WeftCleanup(ctx, n, c.env.weft, backend); err != nil {
+								b.Fatal(err)
+							}
+						}
+						bare = measureRate(b, c, from, to)
+					})
+				})
+				b.ReportMetric(bare, "conns/s")
+			})
+			b.Run("policies-1000-peers", func(b *testing.B) {
+				createPeerPolicies(b, c, 1000)
+				c.expectText(b, `
+     x/c
+x/a   .
+x/b   X
+`, tcp80)
+				rate := measureRate(b, c, from, to)
+				b.ReportMetric(rate, "conns/s")
+				if bare > 0 {
+					b.ReportMetric(rate/bare, "ratio-to-no-filter")
+				}
+			})
+			c.deleteAllPolicies(b)
+		})
+	}
+}
+
+// createPeerPolicies writes n policies selecting x/c: policy i lets in the
+// scale pods of app i%50, tier i%3, in the namespaces of team i%5, on TCP
+// port 1000+i; the last lets x/a in on 80.
+func createPeerPolicies(b *testing.B, c *cluster, n int) {
+	b.Helper()
+	ctx := context.Background()
+	tcp := corev1.ProtocolTCP
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				port := intstr.FromInt32(int32(1000 + i))
+				p := netpol("x", fmt.Sprintf("peers-%04d", i), networkingv1.NetworkPolicySpec{
+					PodSelector: *sel("pod", "c"),
+					Ingress: []networkingv1.NetworkPolicyIngressRule{{
+						From: []networkingv1.NetworkPolicyPeer{{
+							NamespaceSelector: sel("team", fmt.Sprintf("t-%d", i%5)),
+							PodSelector:       sel("app", fmt.Sprintf("app-%d", i%50), "tier", strconv.Itoa(i%3)),
+						}},
+						Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &port}},
+					}},
+				})
+				if err := c.createPolicy(ctx, p); err != nil {
+					failed.Store(err)
+				}
+			}
+		}()
+	}
+	for i := range n - 1 {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		b.Fatal(err)
+	}
+	c.create(b, netpol("x", "zz-let-a-in", networkingv1.NetworkPolicySpec{
+		PodSelector: *sel("pod", "c"),
+		Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("pod", "a")}),
+	}))
+}
