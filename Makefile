@@ -22,7 +22,7 @@ build:
 test: unit race e2e
 
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /test/e2e)
 
 race:
 	$(GO) test -count=1 -race $(PURE)
