@@ -94,10 +94,11 @@ func buildKernelView(daemon string, rep *status.Report) *kernelView {
 	return kv
 }
 
-// mismatch compares the isolated groups weft applied for an address with
-// the groups the kernel dispatches it to. Open groups (pods no policy
-// isolates) are in the kernel's list but not in weft's applied list, so
-// only the isolated groups weft applied are checked, both ways.
+// mismatch says which isolating groups weft applied for an address the
+// kernel does not dispatch it to. It checks one way only: the kernel's list
+// also holds the open groups (known pods no policy isolates), which the
+// report does not name; a dispatch weft never applied is what weft status
+// --verify finds.
 func mismatch(applied []string, held backend.AddressView) string {
 	var missing []string
 	for _, g := range applied {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/weftnet/weft/internal/backend"
@@ -17,9 +18,22 @@ import (
 )
 
 // statusHandler serves GET /status: what this node enforces now, from the
-// syncer's applied ruleset; ?verify=1 also reads the kernel back.
+// syncer's applied ruleset; ?verify=1 also reads the kernel back. It
+// answers only the node itself (a loopback peer): the metrics port is open
+// to the network with host networking, and the report names every local pod
+// while a read-back holds the backend for a moment. Read-backs run one at a
+// time.
 func statusHandler(node string, s *syncer.Syncer) http.HandlerFunc {
+	var readBack sync.Mutex
 	return func(w http.ResponseWriter, r *http.Request) {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !ap.Addr().Unmap().IsLoopback() {
+			http.Error(w, "weft status answers only on the node itself: ask 127.0.0.1 (kubectl exec into the weft pod, or run weft status on the node)", http.StatusForbidden)
+			return
+		}
+		if r.URL.Query().Get("verify") != "" || r.URL.Query().Has("addr") {
+			readBack.Lock()
+			defer readBack.Unlock()
+		}
 		snap, rs := s.Current()
 		rep := status.Build(node, snap, rs)
 		rep.Version = version
@@ -79,7 +93,7 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "Usage: weft status [--verify] [--addr 127.0.0.1:6781] [--output text|json]\n\n"+
 			"Shows what the weft daemon on this node enforces now: local pods and the policies\n"+
 			"isolating each, the size of the ruleset, the last sync, errors and readiness.\n"+
-			"Exit status: 0 ok, 1 daemon not answering, 2 bad usage, 3 (--verify) the kernel differs.\n\n")
+			"Exit status: 0 ok, 1 daemon not answering or kernel unreadable, 2 bad usage, 3 (--verify) the kernel differs.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args, false); err != nil {
@@ -120,7 +134,10 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	} else {
 		rep.WriteText(stdout)
 	}
-	if rep.Verify != nil && (len(rep.Verify.Drift) > 0 || rep.Verify.Error != "") {
+	switch {
+	case rep.Verify != nil && rep.Verify.Error != "":
+		return exitFailure, fmt.Errorf("the daemon could not compare the kernel with its rules: %s", rep.Verify.Error)
+	case rep.Verify != nil && len(rep.Verify.Drift) > 0:
 		return exitDrift, nil
 	}
 	return exitOK, nil

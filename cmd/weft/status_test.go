@@ -61,3 +61,18 @@ func TestStatusVerifyExitStatus(t *testing.T) {
 		t.Errorf("output lacks %q:\n%s", want, stdout.String())
 	}
 }
+
+// TestStatusAnswersOnlyTheNode: /status is served on the metrics port,
+// which host networking opens to every pod; it answers loopback peers only.
+func TestStatusAnswersOnlyTheNode(t *testing.T) {
+	h := statusHandler("node-1", nil)
+	for _, remote := range []string{"10.32.1.1:40000", "[fd00::1:1]:40000"} {
+		req := httptest.NewRequest(http.MethodGet, "/status?verify=1", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h(rec, req)
+		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "answers only on the node itself") {
+			t.Errorf("from %s: %d %s, want 403 saying why", remote, rec.Code, rec.Body.String())
+		}
+	}
+}
