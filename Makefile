@@ -7,7 +7,7 @@ VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 # Packages with no kernel, no API server and no root: tested with -race too.
 PURE        := ./internal/policy/... ./internal/ir/... ./internal/compile/... ./internal/clustergen/... \
-               ./internal/explain/... ./internal/manifest/... ./internal/syncer/... ./internal/scenarios/... ./internal/cni/... ./internal/nflog/... ./internal/status/... ./internal/events/... ./internal/legacy/... ./cmd/...
+               ./internal/explain/... ./internal/manifest/... ./internal/syncer/... ./internal/scenarios/... ./internal/cni/... ./internal/nflog/... ./internal/status/... ./internal/reach/... ./internal/events/... ./internal/legacy/... ./cmd/...
 
 .PHONY: all build test unit race e2e bench demo lint clean deps apiserver
 

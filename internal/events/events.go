@@ -73,6 +73,8 @@ type Reporter struct {
 type problem struct {
 	event    *eventsv1.Event
 	rank     int       // this node's place among the policy's writers (0 first); -1: not a writer
+	seen     time.Time // when the problem was first observed
+	written  bool      // the Event is on the API server (written by this node or another)
 	due      time.Time // when to write next
 	attempts int       // failed writes in a row
 	saidErr  string    // the last write error logged, to log each once
@@ -125,14 +127,21 @@ func (r *Reporter) Observe(snap *policy.Snapshot) {
 	for _, e := range snap.Errors() {
 		ev := r.event(e, uids[refKey(e.Kind, e.Policy)])
 		seen[ev.Name] = true
-		if _, ok := r.problems[ev.Name]; ok {
+		rank := WriterRank(nodes, r.cfg.Node, refKey(e.Kind, e.Policy), r.cfg.Writers)
+		p, ok := r.problems[ev.Name]
+		switch {
+		case !ok:
+			p = &problem{event: ev, seen: now, rank: -1}
+			r.problems[ev.Name] = p
+		case p.written || rank == p.rank:
 			continue
 		}
-		p := &problem{event: ev, rank: WriterRank(nodes, r.cfg.Node, refKey(e.Kind, e.Policy), r.cfg.Writers)}
-		if p.rank >= 0 {
-			p.due = now.Add(time.Duration(p.rank) * r.cfg.BackupDelay)
+		// New, or the Nodes changed before the Event was written: this
+		// node's turn follows its place among the writers now.
+		p.rank = rank
+		if rank >= 0 {
+			p.due = p.seen.Add(time.Duration(rank) * r.cfg.BackupDelay)
 		}
-		r.problems[ev.Name] = p
 	}
 	for name := range r.problems {
 		if !seen[name] {
@@ -231,7 +240,7 @@ func (r *Reporter) write(ctx context.Context, p *problem) {
 		fallthrough
 	case apierrors.IsAlreadyExists(err):
 		// Another weft wrote it, or this one before the Event expired.
-		p.attempts, p.saidErr = 0, ""
+		p.attempts, p.saidErr, p.written = 0, "", true
 		p.due = now.Add(r.cfg.Resend)
 	default:
 		p.attempts++

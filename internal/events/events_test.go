@@ -217,6 +217,36 @@ func TestBackupWritesWhenTheWriterIsDown(t *testing.T) {
 	}
 }
 
+// TestWriterFollowsTheNodes: the writer is ranked again when the Nodes
+// change before the Event is written (a weft that saw no Nodes at first
+// ranks itself first; once it sees them, the policy's writer writes).
+func TestWriterFollowsTheNodes(t *testing.T) {
+	nodes := []string{"node-a", "node-b", "node-c"}
+	key := refKey("", policy.PolicyRef{Namespace: "x", Name: "bad"})
+	var writer, other string
+	for _, n := range nodes {
+		switch WriterRank(nodes, n, key, 2) {
+		case 0:
+			writer = n
+		case -1:
+			other = n
+		}
+	}
+	c := newCluster(nodes, Config{BackupDelay: time.Minute})
+	nps := []*networkingv1.NetworkPolicy{brokenNP("x", "bad", "uid-1", "10.0.0.0/33")}
+	// The not-ranked node first sees a snapshot with only itself.
+	c.reporters[other].Observe(snapshot([]string{other}, nps))
+	// Then all Nodes, before it wrote anything.
+	c.sync(snapshot(nodes, nps), other)
+	if n := len(c.api.events(t)); n != 0 {
+		t.Fatalf("%d Events from %s, which is no writer of the policy once it sees every Node", n, other)
+	}
+	c.sync(snapshot(nodes, nps), writer)
+	if evs := c.api.events(t); len(evs) != 1 || evs[0].ReportingInstance != "weft-"+writer {
+		t.Fatalf("Events %+v; want one from weft-%s", evs, writer)
+	}
+}
+
 func TestEventContent(t *testing.T) {
 	c := newCluster([]string{"node-1"}, Config{})
 	c.sync(snapshot(nil, []*networkingv1.NetworkPolicy{brokenNP("x", "bad-cidr", "uid-1", "10.0.0.0/33")}, domainCNP("no-example-com", "uid-3")), "node-1")

@@ -25,9 +25,15 @@ import (
 // and stderr.
 func (c *cluster) weftCLI(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
+	return c.weftCLIOn(t, 0, args...)
+}
+
+// weftCLIOn is weftCLI inside node i.
+func (c *cluster) weftCLIOn(t testing.TB, i int, args ...string) (int, string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.lab.Nodes[0].NetNS, c.env.weft}, args...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.lab.Nodes[i].NetNS, c.env.weft}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
