@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/internal/backend"
+	"github.com/weftnet/weft/internal/policy"
 	"github.com/weftnet/weft/internal/status"
 )
 
@@ -21,7 +22,9 @@ import (
 // on a node shows it beside what policy says, so that "policy says allowed
 // but the node blocks" is visible.
 type kernelView struct {
-	Node   string      `json:"node"`
+	Node string `json:"node"`
+	// Mode is the node's --mode (enforce or audit).
+	Mode   string      `json:"mode,omitempty"`
 	Daemon string      `json:"daemon"`
 	Ends   []kernelEnd `json:"ends"`
 }
@@ -73,7 +76,7 @@ func fetchKernelView(ctx context.Context, addr string, addrs ...netip.Addr) (kv 
 }
 
 func buildKernelView(daemon string, rep *status.Report) *kernelView {
-	kv := &kernelView{Node: rep.Node, Daemon: daemon, Ends: []kernelEnd{}}
+	kv := &kernelView{Node: rep.Node, Mode: rep.Mode, Daemon: daemon, Ends: []kernelEnd{}}
 	for _, held := range rep.Kernel {
 		end := kernelEnd{Addr: held.Addr, Applied: []string{}, Kernel: held.Groups, Sets: held.Sets}
 		for _, p := range rep.Pods {
@@ -119,6 +122,9 @@ func mismatch(applied []string, held backend.AddressView) string {
 // writeText prints the view after explain's report.
 func (kv *kernelView) writeText(w io.Writer) {
 	fmt.Fprintf(w, "On node %s, the kernel holds (read back by the weft daemon at %s):\n", kv.Node, kv.Daemon)
+	if kv.Mode == "audit" {
+		fmt.Fprintf(w, "  (node %s runs --mode audit: for its local pods in namespaces not annotated %s=enforce, what policy blocks is logged and let through)\n", kv.Node, policy.EnforcementAnnotation)
+	}
 	for _, e := range kv.Ends {
 		who := e.Addr
 		if e.Pod != "" {

@@ -12,6 +12,7 @@ import (
 func TestKernelViewNamesMismatch(t *testing.T) {
 	rep := &status.Report{
 		Node: "node-1",
+		Mode: "audit",
 		Pods: []status.Pod{
 			{Pod: "y/a", Addrs: []string{"10.32.2.1"}, Ingress: &status.Isolation{Group: "g-in", Policies: []string{"y/deny"}}},
 			{Pod: "y/b", Addrs: []string{"10.32.2.2"}, Ingress: &status.Isolation{Group: "g-in", Policies: []string{"y/deny"}}},
@@ -36,6 +37,7 @@ func TestKernelViewNamesMismatch(t *testing.T) {
 	kv.writeText(&buf)
 	for _, want := range []string{
 		"On node node-1, the kernel holds (read back by the weft daemon at 127.0.0.1:6781):",
+		"  (node node-1 runs --mode audit: for its local pods in namespaces not annotated weft.dev/enforcement=enforce, what policy blocks is logged and let through)",
 		"  y/b 10.32.2.2: dispatched to ingress g-in, egress g-open; in sets peers",
 		"  10.40.0.1: no group (not a local pod of this node, or unknown to the kernel); in no other set of weft's",
 		"  MISMATCH for y/a 10.32.2.1: weft applied ingress g-in",

@@ -154,7 +154,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	s = syncer.New(w, b, scfg)
 
 	if f.metricsAddr != "" {
-		if err := serveHTTP(ctx, f.metricsAddr, s, m.Handler(), statusHandler(f.nodeName, s), log); err != nil {
+		if err := serveHTTP(ctx, f.metricsAddr, s, m.Handler(), statusHandler(f.nodeName, f.mode.String(), s), log); err != nil {
 			return err
 		}
 	}

@@ -23,7 +23,7 @@ import (
 // to the network with host networking, and the report names every local pod
 // while a read-back holds the backend for a moment. Read-backs run one at a
 // time.
-func statusHandler(node string, s *syncer.Syncer) http.HandlerFunc {
+func statusHandler(node, mode string, s *syncer.Syncer) http.HandlerFunc {
 	var readBack sync.Mutex
 	return func(w http.ResponseWriter, r *http.Request) {
 		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !ap.Addr().Unmap().IsLoopback() {
@@ -36,7 +36,7 @@ func statusHandler(node string, s *syncer.Syncer) http.HandlerFunc {
 		}
 		snap, rs := s.Current()
 		rep := status.Build(node, snap, rs)
-		rep.Version = version
+		rep.Version, rep.Mode = version, mode
 		rep.Ready, rep.Reason = s.Status()
 		in := s.Info()
 		rep.Backend, rep.LastSync, rep.LastApply = in.Backend, in.LastSync, in.LastApply

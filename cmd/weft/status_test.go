@@ -65,7 +65,7 @@ func TestStatusVerifyExitStatus(t *testing.T) {
 // TestStatusAnswersOnlyTheNode: /status is served on the metrics port,
 // which host networking opens to every pod; it answers loopback peers only.
 func TestStatusAnswersOnlyTheNode(t *testing.T) {
-	h := statusHandler("node-1", nil)
+	h := statusHandler("node-1", "enforce", nil)
 	for _, remote := range []string{"10.32.1.1:40000", "[fd00::1:1]:40000"} {
 		req := httptest.NewRequest(http.MethodGet, "/status?verify=1", nil)
 		req.RemoteAddr = remote

@@ -22,6 +22,9 @@ type Report struct {
 	Node    string `json:"node"`
 	Version string `json:"version"`
 	Backend string `json:"backend"`
+	// Mode is the node's --mode, enforce or audit (a namespace's
+	// weft.dev/enforcement annotation overrides it for its pods).
+	Mode string `json:"mode,omitempty"`
 	// Ready and Reason are /readyz's answer.
 	Ready  bool   `json:"ready"`
 	Reason string `json:"reason,omitempty"`
@@ -157,7 +160,11 @@ func (r *Report) WriteText(w io.Writer) {
 	if !r.Ready {
 		state = "NOT READY: " + r.Reason
 	}
-	fmt.Fprintf(w, "node %s: weft %s, %s backend, %s\n", r.Node, r.Version, r.Backend, state)
+	mode := ""
+	if r.Mode == "audit" {
+		mode = ", audit mode (what policy blocks is logged and let through)"
+	}
+	fmt.Fprintf(w, "node %s: weft %s, %s backend%s, %s\n", r.Node, r.Version, r.Backend, mode, state)
 	fmt.Fprintf(w, "last sync %s, last change applied %s\n", ago(r.LastSync), ago(r.LastApply))
 	if r.SyncFailures > 0 {
 		fmt.Fprintf(w, "%d syncs failed in a row; the rules applied before stay in place: %s\n", r.SyncFailures, r.LastError)
