@@ -384,33 +384,12 @@ x/b   X
 // of its own role, and lets x/a in with the last one.
 func createRatePolicies(b *testing.B, c *cluster, n int) {
 	b.Helper()
-	ctx := context.Background()
-	work := make(chan int)
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				p := netpol("x", fmt.Sprintf("r-%04d", i), networkingv1.NetworkPolicySpec{
-					PodSelector: *sel("pod", "c"),
-					Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("role", fmt.Sprintf("r-%d", i))}),
-				})
-				if err := c.createPolicy(ctx, p); err != nil {
-					failed.Store(err)
-				}
-			}
-		}()
-	}
-	for i := range n - 1 {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	if err, ok := failed.Load().(error); ok {
-		b.Fatal(err)
-	}
+	createPolicies(b, c, n-1, func(i int) *networkingv1.NetworkPolicy {
+		return netpol("x", fmt.Sprintf("r-%04d", i), networkingv1.NetworkPolicySpec{
+			PodSelector: *sel("pod", "c"),
+			Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("role", fmt.Sprintf("r-%d", i))}),
+		})
+	})
 	c.create(b, netpol("x", "zz-let-a-in", networkingv1.NetworkPolicySpec{
 		PodSelector: *sel("pod", "c"),
 		Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("pod", "a")}),
@@ -422,30 +401,8 @@ func createRatePolicies(b *testing.B, c *cluster, n int) {
 // x/c, one letting in a role no pod has and the last letting x/a in.
 func createSpreadPolicies(b *testing.B, c *cluster, n int) {
 	b.Helper()
-	ctx := context.Background()
 	createScalePods(b, c)
-	work := make(chan int)
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if err := c.createPolicy(ctx, scalePolicy(i)); err != nil {
-					failed.Store(err)
-				}
-			}
-		}()
-	}
-	for i := range n - 2 {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	if err, ok := failed.Load().(error); ok {
-		b.Fatal(err)
-	}
+	createPolicies(b, c, n-2, scalePolicy)
 	c.create(b, netpol("x", "c-from-role", networkingv1.NetworkPolicySpec{
 		PodSelector: *sel("pod", "c"),
 		Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("role", "r-0")}),
@@ -660,8 +617,31 @@ x/b   X
 // port 1000+i; the last lets x/a in on 80.
 func createPeerPolicies(b *testing.B, c *cluster, n int) {
 	b.Helper()
-	ctx := context.Background()
 	tcp := corev1.ProtocolTCP
+	createPolicies(b, c, n-1, func(i int) *networkingv1.NetworkPolicy {
+		port := intstr.FromInt32(int32(1000 + i))
+		return netpol("x", fmt.Sprintf("peers-%04d", i), networkingv1.NetworkPolicySpec{
+			PodSelector: *sel("pod", "c"),
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From: []networkingv1.NetworkPolicyPeer{{
+					NamespaceSelector: sel("team", fmt.Sprintf("t-%d", i%5)),
+					PodSelector:       sel("app", fmt.Sprintf("app-%d", i%50), "tier", strconv.Itoa(i%3)),
+				}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &port}},
+			}},
+		})
+	})
+	c.create(b, netpol("x", "zz-let-a-in", networkingv1.NetworkPolicySpec{
+		PodSelector: *sel("pod", "c"),
+		Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("pod", "a")}),
+	}))
+}
+
+// createPolicies writes policies newPolicy(0) … newPolicy(n-1), eight at a
+// time.
+func createPolicies(b *testing.B, c *cluster, n int, newPolicy func(i int) *networkingv1.NetworkPolicy) {
+	b.Helper()
+	ctx := context.Background()
 	work := make(chan int)
 	var wg sync.WaitGroup
 	var failed atomic.Value
@@ -670,24 +650,13 @@ func createPeerPolicies(b *testing.B, c *cluster, n int) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				port := intstr.FromInt32(int32(1000 + i))
-				p := netpol("x", fmt.Sprintf("peers-%04d", i), networkingv1.NetworkPolicySpec{
-					PodSelector: *sel("pod", "c"),
-					Ingress: []networkingv1.NetworkPolicyIngressRule{{
-						From: []networkingv1.NetworkPolicyPeer{{
-							NamespaceSelector: sel("team", fmt.Sprintf("t-%d", i%5)),
-							PodSelector:       sel("app", fmt.Sprintf("app-%d", i%50), "tier", strconv.Itoa(i%3)),
-						}},
-						Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &port}},
-					}},
-				})
-				if err := c.createPolicy(ctx, p); err != nil {
+				if err := c.createPolicy(ctx, newPolicy(i)); err != nil {
 					failed.Store(err)
 				}
 			}
 		}()
 	}
-	for i := range n - 1 {
+	for i := range n {
 		work <- i
 	}
 	close(work)
@@ -695,8 +664,4 @@ func createPeerPolicies(b *testing.B, c *cluster, n int) {
 	if err, ok := failed.Load().(error); ok {
 		b.Fatal(err)
 	}
-	c.create(b, netpol("x", "zz-let-a-in", networkingv1.NetworkPolicySpec{
-		PodSelector: *sel("pod", "c"),
-		Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("pod", "a")}),
-	}))
 }
