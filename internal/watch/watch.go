@@ -298,23 +298,35 @@ func (w *Watcher) crdLoop(ctx context.Context) {
 // WaitForSync blocks until the informers hold a full view, logging every
 // interval while the API server cannot be reached.
 func (w *Watcher) WaitForSync(ctx context.Context, interval time.Duration) error {
-	w.mu.Lock()
-	synced := w.inf.synced
-	w.mu.Unlock()
-	done := make(chan bool, 1)
-	go func() { done <- cache.WaitForCacheSync(ctx.Done(), synced...) }()
+	// The informers of the current generation: a generation may be
+	// replaced meanwhile (the ClusterNetworkPolicy CRD appeared or went),
+	// and the dropped one never syncs.
+	synced := func() bool {
+		w.mu.Lock()
+		fs := w.inf.synced
+		w.mu.Unlock()
+		for _, f := range fs {
+			if !f() {
+				return false
+			}
+		}
+		return true
+	}
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		select {
-		case ok := <-done:
-			if !ok {
-				return ctx.Err()
-			}
+		if synced() {
 			w.mu.Lock()
 			w.health.Synced = true
 			w.mu.Unlock()
 			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-poll.C:
 		case <-t.C:
 			w.mu.Lock()
 			err := w.lastErr
@@ -431,8 +443,10 @@ func (w *Watcher) regenerate(ctx context.Context, why string) {
 	old := w.inf
 	w.inf = s
 	outage := time.Since(w.health.Since)
+	// The dropped generation's watch errors are no longer the view's.
+	w.lastErr = nil
 	if why == "" {
-		w.health.Since, w.health.Err, w.lastErr = time.Time{}, nil, nil
+		w.health.Since, w.health.Err = time.Time{}, nil
 	}
 	w.mu.Unlock()
 	old.stop()
