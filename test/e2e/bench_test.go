@@ -595,6 +595,7 @@ func BenchmarkConnRatePeers(b *testing.B) {
 				b.ReportMetric(bare, "conns/s")
 			})
 			b.Run("policies-1000-peers", func(b *testing.B) {
+				c.deleteAllPolicies(b) // a sub-benchmark runs more than once
 				createPeerPolicies(b, c, 1000)
 				c.expectText(b, `
      x/c
