@@ -30,6 +30,16 @@ type ScaleConfig struct {
 	// ClusterPolicies adds that many ClusterNetworkPolicies (default 0),
 	// half Admin, half Baseline; see scaleClusterPolicy.
 	ClusterPolicies int
+	// LocalNamespaces, when above 0, puts the LocalPods local pods into the
+	// first LocalNamespaces namespaces (local pod i in ns-(i%LocalNamespaces),
+	// app app-((i/LocalNamespaces)%8)) instead of one per namespace, so that
+	// the policies of those namespaces select local pods and let other local
+	// pods in: paths a benchmark on a real node can probe. 0 keeps pod i in
+	// ns-(i%Namespaces). It must not exceed Namespaces.
+	LocalNamespaces int
+	// PodAddr, when set, gives pod i on node its IPv4 address (default
+	// 10.(32+i>>16).(i>>8).(i)), e.g. one of the node's pod range.
+	PodAddr func(i int, node string) netip.Addr
 }
 
 // Scale makes a large cluster: each namespace runs a few apps (app=app-N,
@@ -42,6 +52,9 @@ func Scale(cfg ScaleConfig) *Cluster {
 	}
 	if cfg.Node == "" {
 		cfg.Node = NodeName(0)
+	}
+	if cfg.LocalNamespaces > cfg.Namespaces {
+		panic(fmt.Sprintf("clustergen.Scale: LocalNamespaces %d exceeds Namespaces %d: lower LocalNamespaces", cfg.LocalNamespaces, cfg.Namespaces))
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 7))
 	c := &Cluster{NodeIPs: map[string][]netip.Addr{}}
@@ -63,6 +76,14 @@ func Scale(cfg ScaleConfig) *Cluster {
 			node = NodeName(1 + i%(cfg.Nodes-1))
 		}
 		app := fmt.Sprintf("app-%d", (i/cfg.Namespaces)%8)
+		if i < local && cfg.LocalNamespaces > 0 {
+			ns = i % cfg.LocalNamespaces
+			app = fmt.Sprintf("app-%d", (i/cfg.LocalNamespaces)%8)
+		}
+		addr := netip.AddrFrom4([4]byte{10, byte(32 + i>>16), byte(i >> 8), byte(i)})
+		if cfg.PodAddr != nil {
+			addr = cfg.PodAddr(i, node)
+		}
 		c.Pods = append(c.Pods, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: fmt.Sprintf("ns-%d", ns),
@@ -73,9 +94,7 @@ func Scale(cfg ScaleConfig) *Cluster {
 				{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
 				{Name: "metrics", ContainerPort: 9090 + int32(i%3), Protocol: corev1.ProtocolTCP},
 			}}}},
-			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIPs: []corev1.PodIP{
-				{IP: netip.AddrFrom4([4]byte{10, byte(32 + i>>16), byte(i >> 8), byte(i)}).String()},
-			}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIPs: []corev1.PodIP{{IP: addr.String()}}},
 		})
 	}
 	tcp := corev1.ProtocolTCP
