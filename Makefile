@@ -1,4 +1,4 @@
-# weft — see README.md. Targets: build test unit e2e bench demo lint clean.
+# weft — see README.md. Targets: build test unit e2e bench bench-scale demo lint clean.
 GO          ?= $(shell command -v go || echo /usr/local/go/bin/go)
 # Tools run by the tests (the lab builds weft) find the same go.
 export PATH := $(dir $(GO)):$(PATH)
@@ -9,7 +9,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 PURE        := ./internal/policy/... ./internal/ir/... ./internal/compile/... ./internal/clustergen/... \
                ./internal/explain/... ./internal/manifest/... ./internal/syncer/... ./internal/scenarios/... ./internal/cni/... ./internal/nflog/... ./internal/status/... ./internal/reach/... ./internal/events/... ./internal/legacy/... ./cmd/...
 
-.PHONY: all build test unit race e2e bench demo lint clean deps apiserver
+.PHONY: all build test unit race e2e bench bench-scale demo lint clean deps apiserver
 
 all: build
 
@@ -33,6 +33,17 @@ e2e:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e/...
+
+## bench-scale: the end-to-end scale benchmark (test/scale; root, the lab):
+## a lab's API server loaded with S1 (1,000 pods / 200 policies), S2 (10,000 /
+## 2,000) and S3 (100,000 pods / 10,000 namespaces / 10,000 policies), weft on
+## node-1 with each backend, measured by probes between real local pods.
+## One scale or backend: make bench-scale SCALE=S2 BACKEND=nftables.
+## CHANGES=n times n changes per kind (default 40). S3 takes tens of minutes.
+SCALE   ?= .
+BACKEND ?= .
+bench-scale:
+	WEFT_SCALE_CHANGES=$(CHANGES) $(GO) test -run '^$$' -bench 'Scale/$(SCALE)/$(BACKEND)' -benchtime 1x -timeout 240m ./test/scale/
 
 deps:
 	./hack/install-deps.sh
