@@ -54,6 +54,8 @@ type Cluster struct {
 	NodeIPs map[string][]netip.Addr
 	// External are addresses outside every pod, for flows to and from the world.
 	External []netip.Addr
+
+	serial int // names and addresses of what Mutate creates
 }
 
 // NodeName returns the name of node i (0-based).

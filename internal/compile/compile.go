@@ -62,6 +62,7 @@ type compiler struct {
 	namespaces map[string][]string         // namespace selector → matching namespaces
 	endpoints  map[string][2][]ir.Endpoint // "name/proto" → per family, unsorted
 	chains     map[string]*ir.Chain        // shared chains (cluster tiers, accept-all) by name
+	inc        *Incremental                // sets and chains kept from the compile before (nil: none)
 }
 
 func (c *compiler) compile() *ir.Ruleset {
@@ -69,36 +70,46 @@ func (c *compiler) compile() *ir.Ruleset {
 	// chains of each isolated local pod, per direction, in policy order
 	podChains := [2]map[*policy.Pod][]*ir.Chain{{}, {}}
 	var order [2][]*policy.Pod
-	for _, pol := range c.snap.Policies {
-		var selected []*policy.Pod
-		for _, pod := range c.snap.PodsIn(pol.Namespace) {
-			if policy.IsLocal(pod, c.node) && pol.Selects(pod) {
-				selected = append(selected, pod)
+	// The policies that select local pods: those of their namespaces.
+	local := c.snap.PodsOn(c.node)
+	for start := 0; start < len(local); {
+		ns := local[start].Namespace
+		end := start
+		for end < len(local) && local[end].Namespace == ns {
+			end++
+		}
+		for _, pol := range c.snap.PoliciesIn(ns) {
+			var selected []*policy.Pod
+			for _, pod := range local[start:end] {
+				if policy.IsLocal(pod, c.node) && pol.Selects(pod) {
+					selected = append(selected, pod)
+				}
 			}
-		}
-		if len(selected) == 0 {
-			continue
-		}
-		for _, dir := range []policy.Direction{policy.Ingress, policy.Egress} {
-			if !pol.Isolates[dir] {
+			if len(selected) == 0 {
 				continue
 			}
-			ch := c.chain(pol, dir)
-			rs.Chains = append(rs.Chains, *ch)
-			for _, pod := range selected {
-				if _, seen := podChains[dir][pod]; !seen {
-					order[dir] = append(order[dir], pod)
+			for _, dir := range []policy.Direction{policy.Ingress, policy.Egress} {
+				if !pol.Isolates[dir] {
+					continue
 				}
-				podChains[dir][pod] = append(podChains[dir][pod], ch)
+				ch := c.policyChain(pol, dir)
+				rs.Chains = append(rs.Chains, *ch)
+				for _, pod := range selected {
+					if _, seen := podChains[dir][pod]; !seen {
+						order[dir] = append(order[dir], pod)
+					}
+					podChains[dir][pod] = append(podChains[dir][pod], ch)
+				}
 			}
 		}
+		start = end
 	}
 	// Cluster policies: per local pod and direction, one chain per tier
 	// holding the rules of the tier's policies that select it, in
 	// evaluation order. A Pass leaves the tier's chain for the next.
 	if len(c.snap.ClusterPolicies) > 0 {
 		for dir := range podChains {
-			for _, pod := range c.snap.Pods {
+			for _, pod := range local {
 				if !policy.IsLocal(pod, c.node) {
 					continue
 				}
@@ -206,7 +217,7 @@ func (c *compiler) openGroup(rs *ir.Ruleset, dir ir.Direction, isolated map[*pol
 		Name:      "weft-g-" + hash(dir.String()+"|open"),
 		Direction: dir,
 	}
-	for _, pod := range c.snap.Pods {
+	for _, pod := range c.snap.PodsOn(c.node) {
 		if _, iso := isolated[pod]; iso || !policy.IsLocal(pod, c.node) {
 			continue
 		}
@@ -560,6 +571,43 @@ func crossRules(fam ir.Family, peers []string, ports []portMatch, verdict ir.Ver
 	return out
 }
 
+// policyChain returns pol's chain for dir: the one kept from the compile
+// before when its sets are kept too, else chain's.
+func (c *compiler) policyChain(pol *policy.Policy, dir policy.Direction) *ir.Chain {
+	if c.inc == nil {
+		return c.chain(pol, dir)
+	}
+	k := chainKey{pol, dir}
+	if e := c.inc.chains[k]; e != nil {
+		sets := map[string]*ir.Set{}
+		for _, r := range e.chain.Rules {
+			for _, name := range []string{r.PeerSet, r.EndpointSet} {
+				if name == "" || sets[name] != nil {
+					continue
+				}
+				s := c.sets[name]
+				if s == nil {
+					s = c.inc.cachedSet(name)
+				}
+				if s == nil {
+					goto rebuild // a set was dropped: compute it again
+				}
+				sets[name] = s
+			}
+		}
+		for name, s := range sets {
+			c.sets[name] = s
+		}
+		e.used = true
+		c.inc.Stats.ChainsReused++
+		return e.chain
+	}
+rebuild:
+	ch := c.chain(pol, dir)
+	c.inc.chains[k] = &chainEntry{chain: ch, used: true}
+	return ch
+}
+
 func (c *compiler) chain(pol *policy.Policy, dir policy.Direction) *ir.Chain {
 	ref := pol.PolicyRef.String()
 	ch := &ir.Chain{
@@ -603,13 +651,14 @@ func (c *compiler) peerSet(ns string, peer *policy.Peer, fam ir.Family) (string,
 		sort.Strings(ex)
 		key := fmt.Sprintf("net|%d|%s|%s", fam, b.CIDR, strings.Join(ex, ","))
 		name := "weft-" + hash(key)
-		if _, ok := c.sets[name]; !ok {
-			c.sets[name] = &ir.Set{
-				Name: name, Family: fam, Kind: ir.NetSet,
-				Comment:  "ipBlock " + b.CIDR.String() + exceptComment(ex),
-				Prefixes: subtract(b.CIDR, b.Except),
-			}
+		if c.haveSet(name) {
+			return name, true
 		}
+		c.addSet(&setEntry{kind: fixedSet, set: &ir.Set{
+			Name: name, Family: fam, Kind: ir.NetSet,
+			Comment:  "ipBlock " + b.CIDR.String() + exceptComment(ex),
+			Prefixes: subtract(b.CIDR, b.Except),
+		}})
 		return name, true
 	}
 	nsPart := "namespace " + ns
@@ -619,7 +668,7 @@ func (c *compiler) peerSet(ns string, peer *policy.Peer, fam ir.Family) (string,
 	podPart := "pods " + selectorString(peer.PodSelector)
 	key := fmt.Sprintf("pods|%d|%s|%s", fam, nsPart, podPart)
 	name := "weft-" + hash(key)
-	if _, ok := c.sets[name]; ok {
+	if c.haveSet(name) {
 		return name, true
 	}
 	var namespaces []string
@@ -643,8 +692,39 @@ func (c *compiler) peerSet(ns string, peer *policy.Peer, fam ir.Family) (string,
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	addrs = slices.Compact(addrs)
-	c.sets[name] = &ir.Set{Name: name, Family: fam, Kind: ir.AddrSet, Comment: podPart + " in " + nsPart, Addrs: addrs}
+	e := &setEntry{kind: podSet, ns: ns, nsSel: peer.NamespaceSelector, podSel: peer.PodSelector,
+		set: &ir.Set{Name: name, Family: fam, Kind: ir.AddrSet, Comment: podPart + " in " + nsPart, Addrs: addrs}}
+	if peer.NamespaceSelector != nil {
+		e.selected = make(map[string]bool, len(namespaces))
+		for _, ns := range namespaces {
+			e.selected[ns] = true
+		}
+	}
+	c.addSet(e)
 	return name, true
+}
+
+// haveSet reports whether the set called name is in the ruleset, adding it
+// from those kept from the compile before if it is there.
+func (c *compiler) haveSet(name string) bool {
+	if _, ok := c.sets[name]; ok {
+		return true
+	}
+	if c.inc != nil {
+		if s := c.inc.cachedSet(name); s != nil {
+			c.sets[name] = s
+			return true
+		}
+	}
+	return false
+}
+
+// addSet adds a set the compiler computed, keeping it for the next compile.
+func (c *compiler) addSet(e *setEntry) {
+	c.sets[e.set.Name] = e.set
+	if c.inc != nil {
+		c.inc.keep(e)
+	}
 }
 
 func exceptComment(ex []string) string {
@@ -685,7 +765,7 @@ func (c *compiler) namedPortSet(name string, proto policy.Protocol, fi int) stri
 	fam := families[fi]
 	key := fmt.Sprintf("named|%d|%s|%s", fam, name, proto)
 	setName := "weft-" + hash(key)
-	if _, ok := c.sets[setName]; ok {
+	if c.haveSet(setName) {
 		return setName
 	}
 	if c.endpoints == nil {
@@ -714,10 +794,10 @@ func (c *compiler) namedPortSet(name string, proto policy.Protocol, fi int) stri
 	eps := slices.Clone(c.endpoints[name+"/"+proto.String()][fi])
 	slices.SortFunc(eps, ir.CompareEndpoints)
 	eps = slices.Compact(eps)
-	c.sets[setName] = &ir.Set{
+	c.addSet(&setEntry{kind: namedSet, port: name, proto: proto, set: &ir.Set{
 		Name: setName, Family: fam, Kind: ir.EndpointSet,
 		Comment:   fmt.Sprintf("named port %s/%s", name, proto),
 		Endpoints: eps,
-	}
+	}})
 	return setName
 }

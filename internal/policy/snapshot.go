@@ -34,11 +34,26 @@ type Snapshot struct {
 	// was taken (0 without the hook).
 	CNIGeneration uint64
 
-	podsByNamespace     map[string][]*Pod
+	// id identifies the snapshot; parent and delta say, for one that With
+	// derived, which snapshot it came from and what changed (see Delta).
+	id, parent uint64
+	delta      *Delta
+
+	podsByNamespace     *cowMap[string, []*Pod] // sorted by name
+	podsByNode          map[string][]*Pod       // sorted by namespace/name
 	policiesByNamespace map[string][]*Policy
-	podsByIP            map[netip.Addr]*Pod
-	nodesByAddr         map[netip.Addr][]string // node address → nodes
-	addrsByNode         map[string][]netip.Addr // node → its addresses
+	podsByIP            *cowMap[netip.Addr, *Pod]
+	// shadowed are the selectable pods that hold an address another pod
+	// owns (podsByIP), sorted by namespace/name: one of them takes the
+	// address when its owner goes.
+	shadowed map[netip.Addr][]*Pod
+	// implied are the namespaces known only from their pods.
+	implied map[string]bool
+	// podHostAddrs counts, per node, the pods that name each of its
+	// addresses (their host IPs, host-network pods' IPs).
+	podHostAddrs map[string]map[netip.Addr]int
+	nodesByAddr  map[netip.Addr][]string // node address → nodes, sorted
+	addrsByNode  map[string][]netip.Addr // node → its addresses, sorted
 }
 
 // NewSnapshot normalises the objects. Objects are not modified or retained.
@@ -62,39 +77,36 @@ func NewSnapshot(namespaces []*corev1.Namespace, pods []*corev1.Pod, policies []
 // ownership of the slices' elements.
 func BuildSnapshot(namespaces []*Namespace, pods []*Pod, policies []*Policy) *Snapshot {
 	s := &Snapshot{
+		id:                  nextSnapshotID.Add(1),
 		Namespaces:          make(map[string]*Namespace, len(namespaces)),
 		Pods:                append([]*Pod(nil), pods...),
 		Policies:            append([]*Policy(nil), policies...),
-		podsByNamespace:     make(map[string][]*Pod),
+		podsByNamespace:     newCowMap[string, []*Pod](stringShard),
+		podsByIP:            newCowMap[netip.Addr, *Pod](addrShard),
+		podsByNode:          make(map[string][]*Pod),
 		policiesByNamespace: make(map[string][]*Policy),
-		podsByIP:            make(map[netip.Addr]*Pod, len(pods)),
-		nodesByAddr:         make(map[netip.Addr][]string),
-		addrsByNode:         make(map[string][]netip.Addr),
+		shadowed:            make(map[netip.Addr][]*Pod),
+		implied:             make(map[string]bool),
+		podHostAddrs:        make(map[string]map[netip.Addr]int),
 	}
 	for _, ns := range namespaces {
 		s.Namespaces[ns.Name] = ns
 	}
 	sort.Slice(s.Pods, func(i, j int) bool { return podLess(s.Pods[i], s.Pods[j]) })
-	sort.Slice(s.Policies, func(i, j int) bool {
-		a, b := s.Policies[i], s.Policies[j]
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		return a.Name < b.Name
-	})
+	sort.Slice(s.Policies, func(i, j int) bool { return policyLess(s.Policies[i], s.Policies[j]) })
+	byNS := s.podsByNamespace.edit()
+	byIP := s.podsByIP.edit()
 	for _, p := range s.Pods {
 		if _, ok := s.Namespaces[p.Namespace]; !ok {
-			s.Namespaces[p.Namespace] = &Namespace{Name: p.Namespace, Labels: labels.Set{NamespaceNameLabel: p.Namespace}}
+			s.Namespaces[p.Namespace] = impliedNamespace(p.Namespace)
+			s.implied[p.Namespace] = true
 		}
-		s.podsByNamespace[p.Namespace] = append(s.podsByNamespace[p.Namespace], p)
+		in, _ := byNS.get(p.Namespace)
+		byNS.set(p.Namespace, append(in, p))
 		if p.NodeName != "" {
-			// A node's addresses are known from its pods: their host IPs,
-			// and the IPs of host-network pods.
-			s.addNodeAddrs(p.NodeName, p.HostIPs)
-			if p.HostNetwork && !p.Finished {
-				s.addNodeAddrs(p.NodeName, p.IPs)
-			}
+			s.podsByNode[p.NodeName] = append(s.podsByNode[p.NodeName], p)
 		}
+		s.countHostAddrs(p, 1)
 		if !p.Selectable() {
 			continue
 		}
@@ -102,15 +114,112 @@ func BuildSnapshot(namespaces []*Namespace, pods []*Pod, policies []*Policy) *Sn
 			// Two live pods never hold one IP; if the API says so for a moment
 			// (a reused address while the old pod terminates), the pod that is
 			// not terminating wins, then the first by name, deterministically.
-			if old, taken := s.podsByIP[ip]; !taken || (old.Terminating && !p.Terminating) {
-				s.podsByIP[ip] = p
+			old, taken := byIP.get(ip)
+			switch {
+			case !taken:
+				byIP.set(ip, p)
+			case old.Terminating && !p.Terminating:
+				byIP.set(ip, p)
+				s.shadowed[ip] = append(s.shadowed[ip], old)
+			default:
+				s.shadowed[ip] = append(s.shadowed[ip], p)
 			}
 		}
 	}
+	for _, sh := range s.shadowed {
+		slices.SortFunc(sh, comparePods)
+	}
+	s.podsByNamespace, s.podsByIP = byNS.done(), byIP.done()
 	for _, pol := range s.Policies {
 		s.policiesByNamespace[pol.Namespace] = append(s.policiesByNamespace[pol.Namespace], pol)
 	}
+	s.deriveNodeAddrs()
 	return s
+}
+
+// impliedNamespace is a namespace known only from its pods.
+func impliedNamespace(name string) *Namespace {
+	return &Namespace{Name: name, Labels: labels.Set{NamespaceNameLabel: name}}
+}
+
+// countHostAddrs adds n to the count of each node address p names: its host
+// IPs, and the IPs of a running host-network pod.
+func (s *Snapshot) countHostAddrs(p *Pod, n int) {
+	if p == nil || p.NodeName == "" {
+		return
+	}
+	count := func(addrs []netip.Addr) {
+		for _, a := range addrs {
+			m := s.podHostAddrs[p.NodeName]
+			if m == nil {
+				m = map[netip.Addr]int{}
+				s.podHostAddrs[p.NodeName] = m
+			}
+			if m[a] += n; m[a] <= 0 {
+				delete(m, a)
+			}
+		}
+		if len(s.podHostAddrs[p.NodeName]) == 0 {
+			delete(s.podHostAddrs, p.NodeName)
+		}
+	}
+	var addrs []netip.Addr
+	for _, a := range p.HostIPs {
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	if p.HostNetwork && !p.Finished {
+		for _, a := range p.IPs {
+			if !slices.Contains(addrs, a) {
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	count(addrs)
+}
+
+// deriveNodeAddrs computes which addresses are whose node's: from the pods
+// (podHostAddrs) and the Node objects.
+func (s *Snapshot) deriveNodeAddrs() {
+	s.nodesByAddr = make(map[netip.Addr][]string)
+	s.addrsByNode = make(map[string][]netip.Addr)
+	add := func(node string, a netip.Addr) {
+		if !slices.Contains(s.addrsByNode[node], a) {
+			s.addrsByNode[node] = append(s.addrsByNode[node], a)
+			s.nodesByAddr[a] = append(s.nodesByAddr[a], node)
+		}
+	}
+	for node, addrs := range s.podHostAddrs {
+		for a := range addrs {
+			add(node, a)
+		}
+	}
+	for _, n := range s.Nodes {
+		for _, a := range n.Addrs {
+			add(n.Name, a)
+		}
+	}
+	for _, addrs := range s.addrsByNode {
+		slices.SortFunc(addrs, netip.Addr.Compare)
+	}
+	for _, nodes := range s.nodesByAddr {
+		slices.Sort(nodes)
+	}
+}
+
+func policyLess(a, b *Policy) bool {
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	return a.Name < b.Name
+}
+
+func comparePods(a, b *Pod) int {
+	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Name, b.Name)
 }
 
 func podLess(a, b *Pod) bool {
@@ -128,8 +237,8 @@ func (s *Snapshot) AddNodes(nodes ...*Node) {
 	}
 	for _, n := range nodes {
 		s.Nodes[n.Name] = n
-		s.addNodeAddrs(n.Name, n.Addrs)
 	}
+	s.deriveNodeAddrs()
 }
 
 // PodCIDRs returns the pod ranges of node, as its Node object gives them
@@ -142,15 +251,9 @@ func (s *Snapshot) PodCIDRs(node string) []netip.Prefix {
 }
 
 // PodByIP returns the selectable pod holding addr, or nil.
-func (s *Snapshot) PodByIP(addr netip.Addr) *Pod { return s.podsByIP[addr] }
-
-func (s *Snapshot) addNodeAddrs(node string, addrs []netip.Addr) {
-	for _, a := range addrs {
-		if !slices.Contains(s.nodesByAddr[a], node) {
-			s.nodesByAddr[a] = append(s.nodesByAddr[a], node)
-			s.addrsByNode[node] = append(s.addrsByNode[node], a)
-		}
-	}
+func (s *Snapshot) PodByIP(addr netip.Addr) *Pod {
+	p, _ := s.podsByIP.get(addr)
+	return p
 }
 
 // IsNodeAddress reports whether addr is an address of node, as known from
@@ -170,7 +273,7 @@ func (s *Snapshot) AddressesOf(node string) []netip.Addr {
 
 // Pod returns the pod namespace/name, or nil.
 func (s *Snapshot) Pod(namespace, name string) *Pod {
-	pods := s.podsByNamespace[namespace]
+	pods, _ := s.podsByNamespace.get(namespace)
 	i := sort.Search(len(pods), func(i int) bool { return pods[i].Name >= name })
 	if i < len(pods) && pods[i].Name == name {
 		return pods[i]
@@ -179,7 +282,19 @@ func (s *Snapshot) Pod(namespace, name string) *Pod {
 }
 
 // PodsIn returns the pods of a namespace, sorted by name.
-func (s *Snapshot) PodsIn(namespace string) []*Pod { return s.podsByNamespace[namespace] }
+func (s *Snapshot) PodsIn(namespace string) []*Pod {
+	pods, _ := s.podsByNamespace.get(namespace)
+	return pods
+}
+
+// PodsOn returns the pods that run on node, sorted by namespace/name; for
+// node "" every pod.
+func (s *Snapshot) PodsOn(node string) []*Pod {
+	if node == "" {
+		return s.Pods
+	}
+	return s.podsByNode[node]
+}
 
 // PoliciesIn returns the policies of a namespace, sorted by name.
 func (s *Snapshot) PoliciesIn(namespace string) []*Policy { return s.policiesByNamespace[namespace] }
