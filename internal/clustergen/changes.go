@@ -189,4 +189,3 @@ func (c *Cluster) FullSnapshot(nodes []*policy.Node) *policy.Snapshot {
 	s.AddClusterPolicies(cnps...)
 	return s
 }
-
