@@ -124,6 +124,8 @@ type Syncer struct {
 	logged    map[string]bool // policy problems already logged
 	ranges    string          // pod ranges last logged
 	audited   string          // audited namespaces last logged
+	compiler  *compile.Incremental
+	seen      *policy.Snapshot // the snapshot compiled last
 }
 
 // New returns a Syncer.
@@ -146,7 +148,7 @@ func New(src Source, b backend.Backend, cfg Config) *Syncer {
 	if cfg.FailuresUntilNotReady == 0 {
 		cfg.FailuresUntilNotReady = 3
 	}
-	return &Syncer{cfg: cfg, src: src, backend: b, logged: map[string]bool{}, appliedCh: make(chan struct{}), ranges: "unset"}
+	return &Syncer{cfg: cfg, src: src, backend: b, logged: map[string]bool{}, appliedCh: make(chan struct{}), ranges: "unset", compiler: compile.NewIncremental()}
 }
 
 // Ready reports whether a ruleset has been applied since start (use Status
@@ -350,8 +352,16 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 		res.Err = err
 		return err
 	}
-	s.logProblems(snap)
-	s.logAudited(snap)
+	// Policy problems and audited namespaces change only with policies
+	// and namespaces.
+	d, derived := snap.DeltaFrom(s.seen)
+	if !derived || d.Policies || d.ClusterPolicies {
+		s.logProblems(snap)
+	}
+	if !derived || len(d.Namespaces) > 0 {
+		s.logAudited(snap)
+	}
+	s.seen = snap
 	start := time.Now()
 	opts := compile.Options{Node: s.cfg.Node, PodRanges: s.cfg.PodCIDRs, Log: s.cfg.NFLog, Mode: s.cfg.Mode}
 	if len(opts.PodRanges) == 0 {
@@ -365,7 +375,7 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 	if s.cfg.NodeAddrs != nil {
 		opts.NodeAddrs = s.cfg.NodeAddrs()
 	}
-	rs := compile.CompileWith(snap, opts)
+	rs := s.compiler.Compile(snap, opts)
 	res.Snapshot, res.Ruleset, res.Compile = snap, rs, time.Since(start)
 	res.NodeAddrs = opts.NodeAddrs
 

@@ -66,6 +66,15 @@ type Watcher struct {
 	restarts  atomic.Int64
 
 	cache normCache // used by Snapshot only (one goroutine)
+	// What changed since the last snapshot (under mu); fullNext asks for
+	// the next snapshot to be built from every object.
+	dirty    dirtyKeys
+	fullNext bool
+	// The last snapshot and what it was built from (Snapshot's goroutine).
+	last        *policy.Snapshot
+	lastInf     *informerSet
+	lastOverlay cniView
+	lastFull    time.Time
 
 	regenMu   sync.Mutex      // one new generation of informers at a time
 	cnpServed atomic.Bool     // the API server serves ClusterNetworkPolicies (last look)
@@ -120,6 +129,7 @@ func New(client kubernetes.Interface, log *slog.Logger, cfg ...Config) *Watcher 
 		log:       log,
 		changes:   make(chan struct{}, 1),
 		cache:     newNormCache(),
+		dirty:     newDirtyKeys(),
 		cni:       newCNIState(),
 		forbidden: map[string]forbiddenWatch{},
 	}
@@ -142,11 +152,6 @@ func (w *Watcher) newInformers() *informerSet {
 	nsInf := s.factory.Core().V1().Namespaces()
 	nodeInf := s.factory.Core().V1().Nodes()
 	npInf := s.factory.Networking().V1().NetworkPolicies()
-	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { w.signal() },
-		UpdateFunc: func(any, any) { w.signal() },
-		DeleteFunc: func(any) { w.signal() },
-	}
 	watched := map[string]cache.SharedIndexInformer{"pods": podInf.Informer(), "namespaces": nsInf.Informer(), "nodes": nodeInf.Informer(), "networkpolicies": npInf.Informer()}
 	if w.cfg.ClusterPolicies != nil && w.cnpServed.Load() {
 		s.cnpFactory = npainformers.NewSharedInformerFactory(w.cfg.ClusterPolicies, 0)
@@ -154,8 +159,15 @@ func (w *Watcher) newInformers() *informerSet {
 		watched["clusternetworkpolicies"] = cnpInf.Informer()
 		s.cnps = cnpInf.Lister()
 	}
+	marks := map[string]func(d *dirtyKeys, key string){
+		"pods":                   func(d *dirtyKeys, key string) { d.pods[key] = true },
+		"namespaces":             func(d *dirtyKeys, key string) { d.namespaces[key] = true },
+		"nodes":                  func(d *dirtyKeys, key string) { d.nodes[key] = true },
+		"networkpolicies":        func(d *dirtyKeys, key string) { d.policies[key] = true },
+		"clusternetworkpolicies": func(d *dirtyKeys, _ string) { d.clusterPolicies = true },
+	}
 	for name, inf := range watched {
-		_, _ = inf.AddEventHandler(handler)
+		_, _ = inf.AddEventHandler(w.dirtyHandler(marks[name]))
 		_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
 			if ctx.Err() != nil {
 				return // this generation is being dropped
@@ -459,44 +471,63 @@ func (w *Watcher) regenerate(ctx context.Context, why string) {
 	w.signal()
 }
 
-// Snapshot builds an immutable snapshot of the current view. Not safe for
-// concurrent use: one goroutine (the syncer) calls it.
+// Snapshot builds an immutable snapshot of the current view: derived from
+// the one before by the objects that changed since (their cost, not the
+// cluster's), or built from every object at the start, after the informers
+// were started anew, and every fullEvery. Not safe for concurrent use: one
+// goroutine (the syncer) calls it.
 func (w *Watcher) Snapshot() (*policy.Snapshot, error) {
 	w.mu.Lock()
 	s := w.inf
+	dirty, full := w.dirty, w.fullNext
+	w.dirty, w.fullNext = newDirtyKeys(), false
+	overlay := w.cni.view()
 	w.mu.Unlock()
 	if s == nil {
 		return nil, errors.New("watcher not started")
 	}
-	pods, err := s.pods.List(labels.Everything())
+	if !full && w.last != nil && w.lastInf == s && time.Since(w.lastFull) < fullEvery {
+		if overlay.generation != w.lastOverlay.generation {
+			for key := range overlayChanged(w.lastOverlay, overlay) {
+				dirty.pods[key] = true
+			}
+		}
+		if snap, ok := w.deriveSnapshot(w.last, s, dirty, overlay); ok {
+			w.last, w.lastOverlay = snap, overlay
+			w.warnTies(snap)
+			return snap, nil
+		}
+	}
+	pods, err := s.pods.List(everything)
 	if err != nil {
 		return nil, err
 	}
-	nss, err := s.nss.List(labels.Everything())
+	nss, err := s.nss.List(everything)
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := s.nodes.List(labels.Everything())
+	nodes, err := s.nodes.List(everything)
 	if err != nil {
 		return nil, err
 	}
-	nps, err := s.policies.List(labels.Everything())
+	nps, err := s.policies.List(everything)
 	if err != nil {
 		return nil, err
 	}
 	var cnps []*npav1alpha2.ClusterNetworkPolicy
 	if s.cnps != nil {
-		if cnps, err = s.cnps.List(labels.Everything()); err != nil {
+		if cnps, err = s.cnps.List(everything); err != nil {
 			return nil, err
 		}
 	}
-	w.mu.Lock()
-	overlay := w.cni.view()
-	w.mu.Unlock()
 	snap := w.cache.snapshot(nss, pods, nodes, nps, cnps, overlay)
+	w.last, w.lastInf, w.lastOverlay, w.lastFull = snap, s, overlay, time.Now()
 	w.warnTies(snap)
 	return snap, nil
 }
+
+// everything selects every object.
+var everything = labels.Everything()
 
 // warnTies warns once about each pair of cluster policies of one tier with
 // the same priority: the API leaves their order to the implementation.
@@ -515,66 +546,68 @@ func (w *Watcher) warnTies(snap *policy.Snapshot) {
 	}
 }
 
-// normCache keeps normalised objects by UID and resourceVersion, so a sync
-// after one change normalises one object, not ten thousand.
+// normCache keeps normalised objects by key, UID and resourceVersion, so
+// a sync after one change normalises one object, not ten thousand, and
+// snapshots share the objects that did not change.
 type normCache struct {
-	pods     map[types.UID]cached[*policy.Pod]
-	nss      map[types.UID]cached[*policy.Namespace]
-	nodes    map[types.UID]cached[*policy.Node]
-	policies map[types.UID]cached[*policy.Policy]
-	cnps     map[types.UID]cached[*policy.ClusterPolicy]
+	pods     map[string]cached[*policy.Pod]
+	nss      map[string]cached[*policy.Namespace]
+	nodes    map[string]cached[*policy.Node]
+	policies map[string]cached[*policy.Policy]
+	cnps     map[string]cached[*policy.ClusterPolicy]
 }
 
 type cached[T any] struct {
+	uid types.UID
 	rv  string
 	obj T
 }
 
 func newNormCache() normCache {
 	return normCache{
-		pods:     map[types.UID]cached[*policy.Pod]{},
-		nss:      map[types.UID]cached[*policy.Namespace]{},
-		nodes:    map[types.UID]cached[*policy.Node]{},
-		policies: map[types.UID]cached[*policy.Policy]{},
-		cnps:     map[types.UID]cached[*policy.ClusterPolicy]{},
+		pods:     map[string]cached[*policy.Pod]{},
+		nss:      map[string]cached[*policy.Namespace]{},
+		nodes:    map[string]cached[*policy.Node]{},
+		policies: map[string]cached[*policy.Policy]{},
+		cnps:     map[string]cached[*policy.ClusterPolicy]{},
 	}
 }
 
 // normalize returns the cached normal form of each object, refreshing what
 // changed and forgetting what is gone.
-func normalize[K any, T any](m map[types.UID]cached[T], objs []K, meta func(K) (types.UID, string), conv func(K) T) []T {
+func normalize[K any, T any](m map[string]cached[T], objs []K, meta func(K) (string, types.UID, string), conv func(K) T) []T {
 	out := make([]T, 0, len(objs))
-	seen := make(map[types.UID]bool, len(objs))
+	seen := make(map[string]bool, len(objs))
 	for _, o := range objs {
-		uid, rv := meta(o)
-		seen[uid] = true
-		c, ok := m[uid]
-		if !ok || c.rv != rv || uid == "" {
-			c = cached[T]{rv: rv, obj: conv(o)}
-			m[uid] = c
-		}
-		out = append(out, c.obj)
+		key, uid, rv := meta(o)
+		seen[key] = true
+		out = append(out, normalizeOne(m, key, uid, rv, func() T { return conv(o) }))
 	}
-	for uid := range m {
-		if !seen[uid] {
-			delete(m, uid)
+	for key := range m {
+		if !seen[key] {
+			delete(m, key)
 		}
 	}
 	return out
 }
 
+// cnpMeta is normalize's meta function of ClusterNetworkPolicies.
+func cnpMeta(o *npav1alpha2.ClusterNetworkPolicy) (string, types.UID, string) {
+	return o.Name, o.UID, o.ResourceVersion
+}
+
 // snapshot is the one place where API objects become a policy.Snapshot: the
 // watcher's view and one-shot lists (NewSnapshot) alike.
 func (c *normCache) snapshot(nss []*corev1.Namespace, pods []*corev1.Pod, nodes []*corev1.Node, nps []*networkingv1.NetworkPolicy, cnps []*npav1alpha2.ClusterNetworkPolicy, overlay cniView) *policy.Snapshot {
-	normPods := normalize(c.pods, pods, func(o *corev1.Pod) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.PodFromAPI)
+	normPods := normalize(c.pods, pods, podMeta, policy.PodFromAPI)
 	normPods = overlay.apply(normPods)
 	snap := policy.BuildSnapshot(
-		normalize(c.nss, nss, func(o *corev1.Namespace) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.NamespaceFromAPI),
+		normalize(c.nss, nss, nsMeta, policy.NamespaceFromAPI),
 		normPods,
-		normalize(c.policies, nps, func(o *networkingv1.NetworkPolicy) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.PolicyFromAPI),
+		normalize(c.policies, nps, policyMeta, policy.PolicyFromAPI),
 	)
-	snap.AddNodes(normalize(c.nodes, nodes, func(o *corev1.Node) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.NodeFromAPI)...)
-	snap.AddClusterPolicies(normalize(c.cnps, cnps, func(o *npav1alpha2.ClusterNetworkPolicy) (types.UID, string) { return o.UID, o.ResourceVersion }, policy.ClusterPolicyFromAPI)...)
+	snap.AddNodes(normalize(c.nodes, nodes, nodeMeta, policy.NodeFromAPI)...)
+	snap.AddClusterPolicies(normalize(c.cnps, cnps, cnpMeta, policy.ClusterPolicyFromAPI)...)
 	snap.CNIGeneration = overlay.generation
 	return snap
 }

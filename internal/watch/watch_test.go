@@ -119,7 +119,7 @@ func TestCNIOverlay(t *testing.T) {
 		t.Fatalf("after ADD, holders %q %q, want x/new", h4, h6)
 	}
 	// The cached normal form of the pod is not changed by the overlay.
-	if c := w.cache.pods["u1"].obj; len(c.IPs) != 0 {
+	if c := w.cache.pods["x/new"].obj; len(c.IPs) != 0 {
 		t.Fatalf("the overlay changed the cached pod: %v", c.IPs)
 	}
 
