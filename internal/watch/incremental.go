@@ -154,7 +154,9 @@ func overlayChanged(a, b cniView) map[string]bool {
 }
 
 // Meta functions of the object kinds, for normalize.
-func podMeta(o *corev1.Pod) (string, types.UID, string) { return o.Namespace + "/" + o.Name, o.UID, o.ResourceVersion }
+func podMeta(o *corev1.Pod) (string, types.UID, string) {
+	return o.Namespace + "/" + o.Name, o.UID, o.ResourceVersion
+}
 func nsMeta(o *corev1.Namespace) (string, types.UID, string) {
 	return o.Name, o.UID, o.ResourceVersion
 }
