@@ -181,7 +181,7 @@ func runIncremental(t testing.TB, rng *rand.Rand, steps int) int {
 			t.Fatalf("after %s (cluster %+v, options %+v): the incremental compile differs from Compile:\n%s", what, ic.cfg, ic.opts, rulesetDiff(want, got))
 		}
 		full := n.full(c)
-		if d := snapshotDiff(full, snap); d != "" {
+		if d := policy.Diff(full, snap); d != "" {
 			t.Fatalf("after %s: the derived snapshot differs from one built anew: %s", what, d)
 		}
 		if fresh := CompileWith(full, ic.opts); !reflect.DeepEqual(want, fresh) {
@@ -195,58 +195,6 @@ func runIncremental(t testing.TB, rng *rand.Rand, steps int) int {
 		check(ch.What)
 	}
 	return steps
-}
-
-// snapshotDiff says where snapshot got differs from want, as read through
-// the snapshot's accessors ("" if nowhere).
-func snapshotDiff(want, got *policy.Snapshot) string {
-	if !slices.Equal(want.Pods, got.Pods) {
-		return fmt.Sprintf("pods: want %d, got %d", len(want.Pods), len(got.Pods))
-	}
-	if !slices.Equal(want.Policies, got.Policies) {
-		return "policies differ"
-	}
-	if !reflect.DeepEqual(want.ClusterPolicies, got.ClusterPolicies) || !reflect.DeepEqual(want.Nodes, got.Nodes) {
-		return "cluster policies or nodes differ"
-	}
-	if len(want.Namespaces) != len(got.Namespaces) {
-		return fmt.Sprintf("namespaces: want %d, got %d", len(want.Namespaces), len(got.Namespaces))
-	}
-	nodes := map[string]bool{"": true}
-	var addrs []netip.Addr
-	for name, ns := range want.Namespaces {
-		if g := got.Namespaces[name]; g == nil || !reflect.DeepEqual(ns, g) {
-			return fmt.Sprintf("namespace %s: want %+v, got %+v", name, ns, g)
-		}
-		if !slices.Equal(want.PodsIn(name), got.PodsIn(name)) {
-			return "pods of namespace " + name
-		}
-		if !slices.Equal(want.PoliciesIn(name), got.PoliciesIn(name)) {
-			return "policies of namespace " + name
-		}
-	}
-	for _, p := range want.Pods {
-		nodes[p.NodeName] = true
-		addrs = append(addrs, p.IPs...)
-		addrs = append(addrs, p.HostIPs...)
-	}
-	for node := range nodes {
-		if !slices.Equal(want.PodsOn(node), got.PodsOn(node)) {
-			return "pods on node " + node
-		}
-		if !slices.Equal(want.AddressesOf(node), got.AddressesOf(node)) {
-			return fmt.Sprintf("addresses of node %s: want %v, got %v", node, want.AddressesOf(node), got.AddressesOf(node))
-		}
-	}
-	for _, a := range addrs {
-		if want.PodByIP(a) != got.PodByIP(a) {
-			return fmt.Sprintf("owner of %s: want %v, got %v", a, want.PodByIP(a), got.PodByIP(a))
-		}
-		if !reflect.DeepEqual(want.NodesWithAddress(a), got.NodesWithAddress(a)) || want.IsAnyNodeAddress(a) != got.IsAnyNodeAddress(a) {
-			return fmt.Sprintf("nodes with address %s", a)
-		}
-	}
-	return ""
 }
 
 // rulesetDiff says where two rulesets differ.

@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"fmt"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -134,7 +136,10 @@ func patch[T any](base []*T, changes [][2]*T, cmp func(a, b *T) int) []*T {
 			out = append(out, c[1])
 		}
 	}
-	return append(out, base[i:]...)
+	if out = append(out, base[i:]...); len(out) == 0 {
+		return nil // as BuildSnapshot has it
+	}
+	return out
 }
 
 // applyPods updates n (a copy of s) for pod changes sorted by key.
@@ -363,4 +368,57 @@ func (n *Snapshot) applyPolicies(s *Snapshot, objs map[string]*Policy) {
 		}
 		i = j
 	}
+}
+
+// Diff says where snapshot got differs from want, as read through their
+// accessors and compared by value ("": nowhere), for tests of snapshots
+// derived by With.
+func Diff(want, got *Snapshot) string {
+	if !reflect.DeepEqual(want.Pods, got.Pods) {
+		return fmt.Sprintf("pods: want %d, got %d", len(want.Pods), len(got.Pods))
+	}
+	if !reflect.DeepEqual(want.Policies, got.Policies) {
+		return "policies differ"
+	}
+	if !reflect.DeepEqual(want.ClusterPolicies, got.ClusterPolicies) || !reflect.DeepEqual(want.Nodes, got.Nodes) {
+		return "cluster policies or nodes differ"
+	}
+	if len(want.Namespaces) != len(got.Namespaces) {
+		return fmt.Sprintf("namespaces: want %d, got %d", len(want.Namespaces), len(got.Namespaces))
+	}
+	nodes := map[string]bool{"": true}
+	var addrs []netip.Addr
+	for name, ns := range want.Namespaces {
+		if g := got.Namespaces[name]; g == nil || ns.Name != g.Name || !maps.Equal(ns.Labels, g.Labels) || !maps.Equal(ns.Annotations, g.Annotations) {
+			return fmt.Sprintf("namespace %s: want %+v, got %+v", name, ns, g)
+		}
+		if !reflect.DeepEqual(want.PodsIn(name), got.PodsIn(name)) {
+			return "pods of namespace " + name
+		}
+		if !reflect.DeepEqual(want.PoliciesIn(name), got.PoliciesIn(name)) {
+			return "policies of namespace " + name
+		}
+	}
+	for _, p := range want.Pods {
+		nodes[p.NodeName] = true
+		addrs = append(addrs, p.IPs...)
+		addrs = append(addrs, p.HostIPs...)
+	}
+	for node := range nodes {
+		if !reflect.DeepEqual(want.PodsOn(node), got.PodsOn(node)) {
+			return "pods on node " + node
+		}
+		if !reflect.DeepEqual(want.AddressesOf(node), got.AddressesOf(node)) {
+			return fmt.Sprintf("addresses of node %s: want %v, got %v", node, want.AddressesOf(node), got.AddressesOf(node))
+		}
+	}
+	for _, a := range addrs {
+		if !reflect.DeepEqual(want.PodByIP(a), got.PodByIP(a)) {
+			return fmt.Sprintf("owner of %s: want %v, got %v", a, want.PodByIP(a), got.PodByIP(a))
+		}
+		if !reflect.DeepEqual(want.NodesWithAddress(a), got.NodesWithAddress(a)) || want.IsAnyNodeAddress(a) != got.IsAnyNodeAddress(a) {
+			return fmt.Sprintf("nodes with address %s", a)
+		}
+	}
+	return ""
 }
