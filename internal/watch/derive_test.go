@@ -2,8 +2,8 @@ package watch
 
 import (
 	"context"
-	"maps"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"testing"
