@@ -2,6 +2,8 @@ package compile
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/weftnet/weft/internal/clustergen"
@@ -81,5 +83,71 @@ func BenchmarkPodLabelChange(b *testing.B) {
 			}
 		}
 		Compile(policy.BuildSnapshot(nss, pods, s.Policies), "node-1")
+	}
+}
+
+// scales are the cluster sizes: S1, S2, S3 (most pods on 19 other
+// nodes; 60 or 100 local pods).
+var scales = []struct {
+	name string
+	cfg  clustergen.ScaleConfig
+}{
+	{"S1", clustergen.ScaleConfig{Pods: 1000, Namespaces: 100, Policies: 200, LocalPods: 60, Nodes: 20, Seed: 1}},
+	{"S2", clustergen.ScaleConfig{Pods: 10000, Namespaces: 1000, Policies: 2000, LocalPods: 60, Nodes: 20, Seed: 1}},
+	{"S3", clustergen.ScaleConfig{Pods: 100000, Namespaces: 10000, Policies: 10000, LocalPods: 100, Nodes: 20, Seed: 1}},
+}
+
+// BenchmarkOneChange is the in-process work of one pod relabel on one node
+// at S1, S2 and S3, from the changed pod to the ruleset and the answer to
+// "did it change": "full" builds the snapshot from every object, compiles
+// it and compares whole rulesets (weft before incremental sync);
+// "incremental" derives the snapshot from the one before and compiles
+// incrementally. No kernel, no API server: the end-to-end figures are
+// make bench-scale's.
+func BenchmarkOneChange(b *testing.B) {
+	for _, sc := range scales {
+		c := clustergen.Scale(sc.cfg)
+		n := newNormalizer()
+		opts := Options{Node: "node-1"}
+		relabel := func(i int) (string, *policy.Pod) {
+			p := c.Pods[(i*7919)%len(c.Pods)].DeepCopy()
+			p.Labels["app"] = fmt.Sprintf("app-%d", i%8)
+			return p.Namespace + "/" + p.Name, n.pod(p)
+		}
+		b.Run(sc.name+"/full", func(b *testing.B) {
+			snap := n.full(c)
+			nss := make([]*policy.Namespace, 0, len(snap.Namespaces))
+			for _, ns := range snap.Namespaces {
+				nss = append(nss, ns)
+			}
+			pods := slices.Clone(snap.Pods)
+			prev := CompileWith(snap, opts)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				key, p := relabel(i)
+				i++
+				j := slices.IndexFunc(pods, func(q *policy.Pod) bool { return q.Key() == key })
+				pods[j] = p
+				rs := CompileWith(policy.BuildSnapshot(nss, pods, snap.Policies), opts)
+				_ = reflect.DeepEqual(prev, rs)
+				prev = rs
+			}
+		})
+		b.Run(sc.name+"/incremental", func(b *testing.B) {
+			snap := n.full(c)
+			inc := NewIncremental()
+			prev := inc.Compile(snap, opts)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				key, p := relabel(i)
+				i++
+				snap = snap.With(policy.Changes{Pods: map[string]*policy.Pod{key: p}})
+				rs := inc.Compile(snap, opts)
+				_ = reflect.DeepEqual(prev, rs)
+				prev = rs
+			}
+		})
 	}
 }
