@@ -2,6 +2,8 @@ package compile
 
 import (
 	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
 	"reflect"
 	"slices"
 	"testing"
@@ -107,15 +109,15 @@ var scales = []struct {
 func BenchmarkOneChange(b *testing.B) {
 	for _, sc := range scales {
 		c := clustergen.Scale(sc.cfg)
-		n := newNormalizer()
+		st := clustergen.NewStream(c)
 		opts := Options{Node: "node-1"}
-		relabel := func(i int) (string, *policy.Pod) {
+		relabel := func(i int) (string, *corev1.Pod) {
 			p := c.Pods[(i*7919)%len(c.Pods)].DeepCopy()
 			p.Labels["app"] = fmt.Sprintf("app-%d", i%8)
-			return p.Namespace + "/" + p.Name, n.pod(p)
+			return p.Namespace + "/" + p.Name, p
 		}
 		b.Run(sc.name+"/full", func(b *testing.B) {
-			snap := n.full(c)
+			snap := st.Snapshot()
 			nss := make([]*policy.Namespace, 0, len(snap.Namespaces))
 			for _, ns := range snap.Namespaces {
 				nss = append(nss, ns)
@@ -128,23 +130,22 @@ func BenchmarkOneChange(b *testing.B) {
 				key, p := relabel(i)
 				i++
 				j := slices.IndexFunc(pods, func(q *policy.Pod) bool { return q.Key() == key })
-				pods[j] = p
+				pods[j] = st.Pod(p)
 				rs := CompileWith(policy.BuildSnapshot(nss, pods, snap.Policies), opts)
 				_ = reflect.DeepEqual(prev, rs)
 				prev = rs
 			}
 		})
 		b.Run(sc.name+"/incremental", func(b *testing.B) {
-			snap := n.full(c)
 			inc := NewIncremental()
-			prev := inc.Compile(snap, opts)
+			prev := inc.Compile(st.Snapshot(), opts)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
 				key, p := relabel(i)
 				i++
-				snap = snap.With(policy.Changes{Pods: map[string]*policy.Pod{key: p}})
-				rs := inc.Compile(snap, opts)
+				st.ApplyPods(map[string]*corev1.Pod{key: p})
+				rs := inc.Compile(st.Snapshot(), opts)
 				_ = reflect.DeepEqual(prev, rs)
 				prev = rs
 			}

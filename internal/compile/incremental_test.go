@@ -9,121 +9,11 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/weftnet/weft/internal/clustergen"
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/policy"
 )
-
-// normalizer turns a random cluster's objects into their normal form, each
-// object once, as the watcher does (an unchanged object keeps its normal
-// form, so snapshots share it).
-type normalizer struct {
-	pods  map[*corev1.Pod]*policy.Pod
-	nss   map[*corev1.Namespace]*policy.Namespace
-	pols  map[*networkingv1.NetworkPolicy]*policy.Policy
-	nodes map[string]*policy.Node
-	audit map[string]string // namespace → enforcement annotation
-}
-
-func newNormalizer() *normalizer {
-	return &normalizer{pods: map[*corev1.Pod]*policy.Pod{}, nss: map[*corev1.Namespace]*policy.Namespace{},
-		pols: map[*networkingv1.NetworkPolicy]*policy.Policy{}, nodes: map[string]*policy.Node{}, audit: map[string]string{}}
-}
-
-func (n *normalizer) pod(p *corev1.Pod) *policy.Pod {
-	if p == nil {
-		return nil
-	}
-	if q, ok := n.pods[p]; ok {
-		return q
-	}
-	q := policy.PodFromAPI(p)
-	n.pods[p] = q
-	return q
-}
-
-func (n *normalizer) namespace(ns *corev1.Namespace) *policy.Namespace {
-	if ns == nil {
-		return nil
-	}
-	if q, ok := n.nss[ns]; ok {
-		return q
-	}
-	q := policy.NamespaceFromAPI(ns)
-	if v := n.audit[ns.Name]; v != "" {
-		q.Annotations = map[string]string{policy.EnforcementAnnotation: v}
-	}
-	n.nss[ns] = q
-	return q
-}
-
-func (n *normalizer) policy(p *networkingv1.NetworkPolicy) *policy.Policy {
-	if p == nil {
-		return nil
-	}
-	if q, ok := n.pols[p]; ok {
-		return q
-	}
-	q := policy.PolicyFromAPI(p)
-	n.pols[p] = q
-	return q
-}
-
-func (n *normalizer) clusterPolicies(c *clustergen.Cluster) []*policy.ClusterPolicy {
-	var out []*policy.ClusterPolicy
-	for _, p := range c.ClusterPolicies {
-		out = append(out, policy.ClusterPolicyFromAPI(p))
-	}
-	return out
-}
-
-// full builds c's snapshot from scratch (the reference).
-func (n *normalizer) full(c *clustergen.Cluster) *policy.Snapshot {
-	var nss []*policy.Namespace
-	for _, ns := range c.Namespaces {
-		nss = append(nss, n.namespace(ns))
-	}
-	var pods []*policy.Pod
-	for _, p := range c.Pods {
-		pods = append(pods, n.pod(p))
-	}
-	var pols []*policy.Policy
-	for _, p := range c.Policies {
-		pols = append(pols, n.policy(p))
-	}
-	s := policy.BuildSnapshot(nss, pods, pols)
-	var nodes []*policy.Node
-	for _, node := range n.nodes {
-		nodes = append(nodes, node)
-	}
-	s.AddNodes(nodes...)
-	s.AddClusterPolicies(n.clusterPolicies(c)...)
-	return s
-}
-
-// changes is ch in normal form.
-func (n *normalizer) changes(c *clustergen.Cluster, ch clustergen.Change) policy.Changes {
-	out := policy.Changes{Pods: map[string]*policy.Pod{}, Namespaces: map[string]*policy.Namespace{}, Policies: map[string]*policy.Policy{}, Nodes: map[string]*policy.Node{}}
-	for k, p := range ch.Pods {
-		out.Pods[k] = n.pod(p)
-	}
-	for k, ns := range ch.Namespaces {
-		out.Namespaces[k] = n.namespace(ns)
-	}
-	for k, p := range ch.Policies {
-		out.Policies[k] = n.policy(p)
-	}
-	for k, node := range ch.Nodes {
-		n.nodes[k] = node
-		out.Nodes[k] = node
-	}
-	if ch.ClusterPolicies {
-		out.ClusterPolicies, out.SetClusterPolicies = n.clusterPolicies(c), true
-	}
-	return out
-}
 
 // incrementalCase is one random cluster and the options it is compiled with.
 type incrementalCase struct {
@@ -160,27 +50,25 @@ func randomIncrementalCase(rng *rand.Rand) incrementalCase {
 func runIncremental(t testing.TB, rng *rand.Rand, steps int) int {
 	ic := randomIncrementalCase(rng)
 	c := clustergen.Random(rng, ic.cfg)
-	n := newNormalizer()
+	var audit []string
 	if ic.opts.Log.Enabled {
 		for _, ns := range c.Namespaces {
 			if rng.IntN(3) == 0 {
-				n.audit[ns.Name] = "audit"
+				audit = append(audit, ns.Name)
 			}
 		}
 	}
-	for name, node := range c.Snapshot.Nodes {
-		n.nodes[name] = node
-	}
-	snap := n.full(c)
+	st := clustergen.NewStream(c, audit...)
 	inc := NewIncremental()
 	check := func(what string) {
 		t.Helper()
+		snap := st.Snapshot()
 		got := inc.Compile(snap, ic.opts)
 		want := CompileWith(snap, ic.opts)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("after %s (cluster %+v, options %+v): the incremental compile differs from Compile:\n%s", what, ic.cfg, ic.opts, rulesetDiff(want, got))
 		}
-		full := n.full(c)
+		full := st.Full()
 		if d := policy.Diff(full, snap); d != "" {
 			t.Fatalf("after %s: the derived snapshot differs from one built anew: %s", what, d)
 		}
@@ -190,9 +78,7 @@ func runIncremental(t testing.TB, rng *rand.Rand, steps int) int {
 	}
 	check("start")
 	for range steps {
-		ch := c.Mutate(rng)
-		snap = snap.With(n.changes(c, ch))
-		check(ch.What)
+		check(st.Next(rng))
 	}
 	return steps
 }
@@ -262,11 +148,10 @@ func FuzzIncremental(f *testing.F) {
 // reuses the chains; an unrelated change recomputes no set.
 func TestIncrementalReuses(t *testing.T) {
 	c := clustergen.Scale(clustergen.ScaleConfig{Pods: 2000, Namespaces: 100, Policies: 400, LocalPods: 60, Nodes: 20, Seed: 1})
-	n := newNormalizer()
-	snap := n.full(c)
+	st := clustergen.NewStream(c)
 	inc := NewIncremental()
 	opts := Options{Node: "node-1"}
-	inc.Compile(snap, opts)
+	inc.Compile(st.Snapshot(), opts)
 	if !inc.Stats.Full {
 		t.Fatal("the first compile was not a full one")
 	}
@@ -275,7 +160,8 @@ func TestIncrementalReuses(t *testing.T) {
 	p := c.Pods[i].DeepCopy()
 	p.Labels["app"] = "app-7"
 	c.Pods[i] = p
-	snap = snap.With(policy.Changes{Pods: map[string]*policy.Pod{p.Namespace + "/" + p.Name: n.pod(p)}})
+	st.ApplyPods(map[string]*corev1.Pod{p.Namespace + "/" + p.Name: p})
+	snap := st.Snapshot()
 	got := inc.Compile(snap, opts)
 	if inc.Stats.Full || inc.Stats.SetsBuilt != 0 || inc.Stats.ChainsReused == 0 {
 		t.Fatalf("a relabel compiled %+v; want no set built and chains reused", inc.Stats)

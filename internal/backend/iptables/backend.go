@@ -49,6 +49,8 @@ type Backend struct {
 	budget   int
 	// hookRepairs counts the times weft's jump was put back on top.
 	hookRepairs int
+	// memo holds the members of the sets rendered last (see memberMemo).
+	memo memberMemo
 	// run runs a tool (exec's run; tests put a fake kernel here).
 	run func(name string, args []string, input string) (string, error)
 }
@@ -119,7 +121,7 @@ func New(cfg Config) (*Backend, error) {
 		reason = "set by configuration"
 	}
 	log.Info("iptables backend ready", "mode", string(mode), "reason", reason)
-	return &Backend{mode: mode, tools: toolsFor(mode), log: log, budget: cfg.MergeBudget, run: run}, nil
+	return &Backend{mode: mode, tools: toolsFor(mode), log: log, budget: cfg.MergeBudget, run: run, memo: memberMemo{}}, nil
 }
 
 // saveAll returns the rules of every table of both families.
@@ -182,7 +184,18 @@ func (b *Backend) apply(ctx context.Context, rs *ir.Ruleset, from *state) error 
 	if err := ctxErr(ctx, "iptables apply"); err != nil {
 		return err
 	}
-	next, err := renderBudget(rs, b.budget)
+	memo := memberMemo{}
+	next, err := renderBudget(rs, b.budget, b.memo)
+	if err == nil {
+		// Keep what this ruleset rendered (and no more): renderBudget
+		// wrote its sets' entries into b.memo; drop the others.
+		for name := range b.memo {
+			if _, ok := next.sets[name]; ok {
+				memo[name] = b.memo[name]
+			}
+		}
+		b.memo = memo
+	}
 	if err != nil {
 		return fmt.Errorf("iptables backend: %w", err)
 	}

@@ -362,7 +362,7 @@ func TestRenderedRulesAgreeWithTracer(t *testing.T) {
 		}
 		rs := compile.CompileWith(c.Snapshot, opts)
 		budget := []int{DefaultMergeBudget, 8, 40}[seed%3]
-		st, err := renderBudget(rs, budget)
+		st, err := renderBudget(rs, budget, nil)
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/weftnet/weft/internal/clustergen"
+	"github.com/weftnet/weft/internal/compile"
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/netnstest"
 )
@@ -148,7 +151,7 @@ func checkKernelHolds(t *testing.T, mode Mode, rs *ir.Ruleset) {
 // checkKernelHoldsBudget is checkKernelHolds for a backend with a merge budget.
 func checkKernelHoldsBudget(t *testing.T, mode Mode, rs *ir.Ruleset, budget int) {
 	t.Helper()
-	st, err := renderBudget(rs, budget)
+	st, err := renderBudget(rs, budget, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,5 +495,35 @@ func TestKernelSetLimit(t *testing.T) {
 	}
 	if diff := cmp.Diff(before, kernelState(t, ModeNFT)); diff != "" {
 		t.Errorf("a failed apply changed the kernel (-before +after):\n%s", diff)
+	}
+}
+
+func TestKernelFollowsIncrementalCompileNFT(t *testing.T) {
+	inNamespace(t, ModeNFT, testFollowsIncrementalCompile)
+}
+
+// testFollowsIncrementalCompile: 40 random changes (clustergen's Stream),
+// compiled incrementally (sets kept and patched, so an unchanged set is the
+// same slice and its rendered members are reused) and applied one by one:
+// after each the kernel holds exactly what a fresh render of that ruleset
+// says.
+func testFollowsIncrementalCompile(t *testing.T, mode Mode) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(29, 1))
+	st := clustergen.NewStream(clustergen.Random(rng, clustergen.RandomConfig{Namespaces: 3, Pods: 24, Policies: 6, Nodes: 2}))
+	inc := compile.NewIncremental()
+	b := newTestBackend(t, mode)
+	opts := compile.Options{Node: "node-1"}
+	what := "start"
+	for range 40 {
+		rs := inc.Compile(st.Snapshot(), opts)
+		if err := b.Apply(ctx, rs); err != nil {
+			t.Fatalf("after %s: %v", what, err)
+		}
+		checkKernelHolds(t, mode, rs)
+		if t.Failed() {
+			t.Fatalf("after %s the kernel differs from the ruleset", what)
+		}
+		what = st.Next(rng)
 	}
 }

@@ -75,7 +75,7 @@ func TestLog(t *testing.T) {
 			l := ir.DefaultLog
 			l.Allowed = v.allowed
 			rs := logRuleset(l)
-			st, err := renderBudget(rs, v.budget)
+			st, err := renderBudget(rs, v.budget, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

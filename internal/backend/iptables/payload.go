@@ -110,6 +110,9 @@ func patchOps(name string, adds, dels []string) (addOps, delOps []setOp) {
 
 // memberDiff returns what is in b and not a, and what is in a and not b.
 func memberDiff(a, b []string) (adds, dels []string) {
+	if len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) {
+		return nil, nil // the same members: a set rendered as before
+	}
 	if slices.Equal(a, b) {
 		return nil, nil
 	}

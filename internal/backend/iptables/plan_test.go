@@ -37,11 +37,11 @@ func TestPlanOrdersChangesByUse(t *testing.T) {
 	ranges(next, "10.40.0.0/16")                          // an unknown range goes, another comes
 	next.Groups[1].Members = append(next.Groups[1].Members, ir.Member{Addr: netip.MustParseAddr("10.32.1.9"), Pod: "x/a2"})
 	next.Sets[0].Prefixes = append(next.Sets[0].Prefixes, netip.MustParsePrefix("10.33.8.0/24")) // Drop for egress, Pass for ingress
-	from, err := renderBudget(old, -1)
+	from, err := renderBudget(old, -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	to, err := renderBudget(next, -1)
+	to, err := renderBudget(next, -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,11 +126,11 @@ func TestPlanStagesAGroupMoveItCannotOrder(t *testing.T) {
 		{"the old group goes", ruleset(group(1, a)), ruleset(group(2, a)), 0, nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			from, err := renderBudget(tc.old, -1)
+			from, err := renderBudget(tc.old, -1, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			to, err := renderBudget(tc.new, -1)
+			to, err := renderBudget(tc.new, -1, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

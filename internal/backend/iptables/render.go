@@ -61,11 +61,44 @@ func emptyState() *state {
 // render turns rs into the state the kernel must hold. It checks the ruleset
 // (ir.Ruleset.Validate, then what iptables and ipset cannot express) and
 // says what is wrong.
-func render(rs *ir.Ruleset) (*state, error) { return renderBudget(rs, 0) }
+func render(rs *ir.Ruleset) (*state, error) { return renderBudget(rs, 0, nil) }
+
+// memberMemo keeps the members rendered for each set, by the ir slice they
+// were rendered from: a set the compiler kept as it was (the same slice) is
+// not rendered again, and its members are the same slice, which the diff
+// sees at once. The compiler never writes a set's slice after making it.
+type memberMemo map[string]memoEntry
+
+type memoEntry struct {
+	src     memoSource
+	members []string
+}
+
+// memoSource identifies the slice a set's members come from.
+type memoSource struct {
+	kind      ir.SetKind
+	addrs     *netip.Addr
+	prefixes  *netip.Prefix
+	endpoints *ir.Endpoint
+	n         int
+}
+
+func sourceOf(s *ir.Set) memoSource {
+	src := memoSource{kind: s.Kind, n: s.Len()}
+	switch {
+	case len(s.Addrs) > 0:
+		src.addrs = &s.Addrs[0]
+	case len(s.Prefixes) > 0:
+		src.prefixes = &s.Prefixes[0]
+	case len(s.Endpoints) > 0:
+		src.endpoints = &s.Endpoints[0]
+	}
+	return src
+}
 
 // renderBudget is render with a merge budget (Config.MergeBudget: 0 is the
 // default, a negative budget never merges).
-func renderBudget(rs *ir.Ruleset, budget int) (*state, error) {
+func renderBudget(rs *ir.Ruleset, budget int, memo memberMemo) (*state, error) {
 	if err := checkNames(rs); err != nil {
 		return nil, err
 	}
@@ -107,7 +140,7 @@ func renderBudget(rs *ir.Ruleset, budget int) (*state, error) {
 		}
 	}
 	st := emptyState()
-	r := &renderer{sets: sets, st: st, plans: plans, lg: lg, acceptLogged: acceptLogged}
+	r := &renderer{sets: sets, st: st, plans: plans, lg: lg, acceptLogged: acceptLogged, memo: memo}
 	for i := range rs.Groups {
 		r.audits = r.audits || rs.Groups[i].Audit
 	}
@@ -178,6 +211,9 @@ type renderer struct {
 	// audits: some group is audited, so the audit chains exist (and, by
 	// Validate, the log is on).
 	audits bool
+	// memo, if set, holds the members of the sets rendered before; render
+	// replaces its entries with this ruleset's.
+	memo memberMemo
 }
 
 func (r *renderer) renderFamily(rs *ir.Ruleset, fam ir.Family) error {
@@ -392,25 +428,41 @@ func (r *renderer) useSet(name string) string {
 		typ     string
 		members []string
 	)
+	src := sourceOf(s)
+	if e, ok := r.memo[name]; ok && e.src == src {
+		members = e.members
+	}
 	switch s.Kind {
 	case ir.AddrSet:
 		typ = "hash:ip"
+		if members != nil {
+			break
+		}
 		members = make([]string, 0, len(s.Addrs))
 		for _, a := range s.Addrs {
 			members = append(members, a.String())
 		}
 	case ir.NetSet:
 		typ = "hash:net"
+		if members != nil {
+			break
+		}
 		members = make([]string, 0, len(s.Prefixes))
 		for _, p := range s.Prefixes {
 			members = append(members, netMembers(p)...)
 		}
 	case ir.EndpointSet:
 		typ = "hash:ip,port"
+		if members != nil {
+			break
+		}
 		members = make([]string, 0, len(s.Endpoints))
 		for _, e := range s.Endpoints {
 			members = append(members, e.Addr.String()+","+protoName(e.Protocol)+":"+strconv.Itoa(int(e.Port)))
 		}
+	}
+	if r.memo != nil {
+		r.memo[name] = memoEntry{src: src, members: members}
 	}
 	r.st.sets[name] = newIPSet(name, typ, s.Family, members)
 	return name

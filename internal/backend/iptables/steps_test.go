@@ -84,11 +84,11 @@ type stepResult struct {
 // that both rulesets drop, and the end state must be newRS's exactly.
 func applyStepByStep(t *testing.T, seed int, oldRS, newRS *ir.Ruleset, flows []ir.Packet, budget int, forget bool) stepResult {
 	t.Helper()
-	oldSt, err := renderBudget(oldRS, budget)
+	oldSt, err := renderBudget(oldRS, budget, nil)
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
 	}
-	newSt, err := renderBudget(newRS, budget)
+	newSt, err := renderBudget(newRS, budget, nil)
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
 	}

@@ -507,11 +507,18 @@ func comment(s string) *string {
 	return &c
 }
 
-// sortedUnique returns a sorted copy of xs without duplicates.
+// sortedUnique returns xs sorted without duplicates: xs itself when it is
+// so already (as the compiler makes sets; neither is written later, and the
+// next sync's diff sees an unchanged set as the same slice), else a copy.
 func sortedUnique[T any](xs []T, cmp func(a, b T) int) []T {
-	out := slices.Clone(xs)
-	if !slices.IsSortedFunc(out, cmp) {
-		slices.SortFunc(out, cmp)
+	strict := true
+	for i := 1; i < len(xs) && strict; i++ {
+		strict = cmp(xs[i-1], xs[i]) < 0
 	}
+	if strict {
+		return xs
+	}
+	out := slices.Clone(xs)
+	slices.SortFunc(out, cmp)
 	return slices.CompactFunc(out, func(a, b T) bool { return cmp(a, b) == 0 })
 }

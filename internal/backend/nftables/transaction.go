@@ -303,6 +303,9 @@ func compareMapElem(a, b mapElem) int {
 // diffSorted returns the elements of want missing from old (added) and those
 // of old missing from want (removed). Both inputs are sorted by cmp.
 func diffSorted[T any](old, want []T, cmp func(a, b T) int) (added, removed []T) {
+	if len(old) == len(want) && (len(old) == 0 || &old[0] == &want[0]) {
+		return nil, nil // the same slice: a set the compiler kept as it was
+	}
 	i, j := 0, 0
 	for i < len(old) && j < len(want) {
 		switch c := cmp(old[i], want[j]); {
