@@ -93,7 +93,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("starting", "version", version, "node", f.nodeName, "backend", b.Name(), "apiServer", cfg.Host)
 
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := kubernetes.NewForConfig(protobuf(cfg))
 	if err != nil {
 		return fmt.Errorf("API client for %s: %w", cfg.Host, err)
 	}
@@ -275,6 +275,17 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	}
 	cfg.UserAgent = "weft/" + version
 	return cfg, nil
+}
+
+// protobuf returns cfg for the built-in resources in protobuf, which the
+// API server encodes and weft decodes several times faster than JSON, with
+// less garbage: it matters for the first list of 100,000 pods. (Custom
+// resources, such as ClusterNetworkPolicies, speak JSON only.)
+func protobuf(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.ContentType = "application/vnd.kubernetes.protobuf"
+	c.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	return c
 }
 
 // serveHTTP serves /healthz (the process lives), /readyz (weft enforces the

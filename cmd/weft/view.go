@@ -120,7 +120,7 @@ func listCluster(ctx context.Context, kubeconfig string, timeout time.Duration) 
 		return nil, usageError{err}
 	}
 	cfg.Timeout = timeout
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := kubernetes.NewForConfig(protobuf(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("API client for %s: %w", cfg.Host, err)
 	}
