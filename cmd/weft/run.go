@@ -112,6 +112,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		st.HookRepairs = ipt.HookRepairs
 	}
 	m := metrics.New(st)
+	budget := newBudgetWatch(log, m, b)
 	reporter := events.New(events.Config{Client: client, Node: f.nodeName, Log: log.With("component", "events")})
 	legacyWarner := legacy.NewWarner(log)
 	checks := &misconfigurations{node: f.nodeName, log: log, m: m, started: time.Now(), said: map[string]bool{}}
@@ -125,6 +126,9 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		OnDrift:        m.DriftRepaired,
 		OnSync: func(r syncer.Result) {
 			m.ObserveSync(r)
+			if r.Err == nil && r.Changed {
+				budget.check(r.Ruleset)
+			}
 			if r.Err == nil {
 				m.UnknownDenied(len(r.PodRanges) > 0 && f.unknownPodTraffic == "deny")
 				checks.check(r.Snapshot)

@@ -27,6 +27,18 @@ type Backend interface {
 	Cleanup(ctx context.Context) error
 }
 
+// BudgetReporter is implemented by backends that merge a group's policy
+// chains into sets within a budget of elements (ir.MergeOptions.Budget):
+// OverBudget names the groups of the last applied ruleset whose merged sets
+// would have exceeded it, with the elements they would hold. Those groups
+// walk their policy chains instead: the same verdicts (never more open),
+// more rule lookups per new connection.
+type BudgetReporter interface {
+	OverBudget() map[string]int
+	// Budget is the most elements a group's merged sets may hold.
+	Budget() int
+}
+
 // Forgetter is implemented by backends that can forget what they believe the
 // kernel holds, so that their next Apply reads the kernel again and rewrites
 // all they own. The syncer uses it to repair, now and then, rules changed or

@@ -28,6 +28,7 @@ type Metrics struct {
 	misconfigured *prometheus.GaugeVec
 	unknownDenied prometheus.Gauge
 	drift         *prometheus.CounterVec
+	budget        *prometheus.GaugeVec
 }
 
 // Status is what the daemon reports about itself, read at each scrape.
@@ -84,11 +85,15 @@ func New(st ...Status) *Metrics {
 		unknownDenied: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weft_unknown_pod_addresses_denied", Help: "1 when addresses of this node's pod ranges that no known pod holds are dropped; 0 when they pass (no pod ranges known, or --unknown-pod-traffic=allow), so a new pod is open until weft learns its IP.",
 		}),
+		budget: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weft_budget_exceeded", Help: "Parts of the ruleset in force over a budget, by budget: merged-set-elements counts the groups whose policy chains would merge into sets of more elements than the budget; they walk their chains instead (the same verdicts, more rule lookups per new connection).",
+		}, []string{"budget"}),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_kernel_drift_repaired_total", Help: "Differences between the kernel and the rules weft applied (changed behind its back) that the periodic check found and repaired, by kind: table, chain, rule, set, element, map-element, hook.",
 		}, []string{"kind"}),
 	}
-	m.reg.MustRegister(m.syncs, m.drift, m.compileTime, m.applyTime, m.rulesetObjs, m.setMembers, m.policyErrors, m.clusterPols, m.isolatedLocal,
+	m.budget.WithLabelValues("merged-set-elements").Set(0)
+	m.reg.MustRegister(m.syncs, m.drift, m.budget, m.compileTime, m.applyTime, m.rulesetObjs, m.setMembers, m.policyErrors, m.clusterPols, m.isolatedLocal,
 		m.cut, m.misconfigured, m.unknownDenied,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if len(st) > 0 {
@@ -123,6 +128,17 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// BudgetExceeded records how many parts of the ruleset in force are over
+// the budget named.
+func (m *Metrics) BudgetExceeded(budget string, n int) {
+	m.budget.WithLabelValues(budget).Set(float64(n))
+}
+
+// BudgetGauge is the weft_budget_exceeded gauge of budget (for tests).
+func (m *Metrics) BudgetGauge(budget string) prometheus.Gauge {
+	return m.budget.WithLabelValues(budget)
 }
 
 // ConnectionsCut counts n connections cut.

@@ -52,6 +52,10 @@ func (s *ipset) familyName() string {
 type state struct {
 	tables [2]*table // IPv4, IPv6
 	sets   map[string]*ipset
+	// overBudget names the groups that walk their policy chains because
+	// their merged sets would exceed the budget (group → elements); only
+	// of rendered states.
+	overBudget map[string]int
 }
 
 func emptyState() *state {
@@ -140,6 +144,14 @@ func renderBudget(rs *ir.Ruleset, budget int, memo memberMemo) (*state, error) {
 		}
 	}
 	st := emptyState()
+	for i, plan := range plans {
+		if plan.OverBudget {
+			if st.overBudget == nil {
+				st.overBudget = map[string]int{}
+			}
+			st.overBudget[rs.Groups[i].Name] = plan.Elements
+		}
+	}
 	r := &renderer{sets: sets, st: st, plans: plans, lg: lg, acceptLogged: acceptLogged, memo: memo}
 	for i := range rs.Groups {
 		r.audits = r.audits || rs.Groups[i].Audit

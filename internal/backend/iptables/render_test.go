@@ -53,3 +53,28 @@ func TestRenderEmptyRulesetHasOnlyTheSkeleton(t *testing.T) {
 		t.Errorf("an empty ruleset needs only the unknown-range sets, got:\n%s", p.IPSet)
 	}
 }
+
+// TestRenderSaysWhichGroupsAreOverBudget: a group whose merged sets would
+// exceed the budget walks its chains, and the state names it (the
+// backend's OverBudget), with what its sets would hold.
+func TestRenderSaysWhichGroupsAreOverBudget(t *testing.T) {
+	st, err := renderBudget(mergedRuleset(), DefaultMergeBudget, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.overBudget) != 0 {
+		t.Fatalf("within the default budget, over budget: %v", st.overBudget)
+	}
+	st, err = renderBudget(mergedRuleset(), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.overBudget) == 0 {
+		t.Fatal("with a budget of 1 element no group is over budget")
+	}
+	for g, n := range st.overBudget {
+		if n <= 1 {
+			t.Errorf("group %s over a budget of 1 with %d elements", g, n)
+		}
+	}
+}

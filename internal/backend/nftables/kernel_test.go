@@ -277,6 +277,12 @@ func TestKernelApplyAndIncrementalUpdate(t *testing.T) {
 	if st := walker.LastSync(); !st.Full || st.GroupsWalked != 2 || st.GroupsMerged != 0 {
 		t.Errorf("over budget: want a full sync with both groups walking, got %+v", st)
 	}
+	if over := walker.OverBudget(); len(over) != 2 || walker.Budget() != 1 {
+		t.Errorf("over budget: OverBudget says %v (budget %d), want both groups (budget 1)", over, walker.Budget())
+	}
+	if over := b.OverBudget(); len(over) != 0 {
+		t.Errorf("within the default budget, OverBudget says %v", over)
+	}
 	kernelMatchesBudget(t, rs3, 1)
 	listing = nftCmd(t, "list", "table", "inet", tableName)
 	for _, want := range []string{"jump weft-p-allow-web", "ip saddr @weft-web4 tcp dport 80 accept", "udp dport 5000-5020 accept"} {

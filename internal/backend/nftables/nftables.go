@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -53,9 +54,26 @@ type Backend struct {
 	// baseline is nft's reading of the chains and definitions weft wrote
 	// last (see verify.go); nil when unknown.
 	baseline *kernelView
+	// overBudget are the groups of the ruleset applied last that walk
+	// their policy chains because their merged sets would exceed the
+	// budget (group → elements).
+	overBudget map[string]int
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend        = (*Backend)(nil)
+	_ backend.BudgetReporter = (*Backend)(nil)
+)
+
+// OverBudget implements backend.BudgetReporter.
+func (b *Backend) OverBudget() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.overBudget)
+}
+
+// Budget implements backend.BudgetReporter.
+func (b *Backend) Budget() int { return ir.MergeLimit(b.budget) }
 
 // SyncStats describes the last transaction Apply sent.
 type SyncStats struct {
@@ -217,6 +235,7 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	st.Operations = tx.NumOperations()
 	if st.Operations == 0 {
 		b.last = st
+		b.overBudget = want.overBudget
 		b.log.Debug("nftables sync: nothing to change")
 		return nil
 	}
@@ -241,6 +260,7 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	}
 	b.applied = want
 	b.last = st
+	b.overBudget = want.overBudget
 	if !st.ElementsOnly() || b.baseline == nil {
 		b.refreshBaseline(ctx, prev, want, st.Full)
 	}
