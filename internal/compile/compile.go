@@ -58,11 +58,11 @@ type compiler struct {
 	snap       *policy.Snapshot
 	node       string
 	opts       Options
-	sets       map[string]*ir.Set          // by name
-	namespaces map[string][]string         // namespace selector → matching namespaces
-	endpoints  map[string][2][]ir.Endpoint // "name/proto" → per family, unsorted
-	chains     map[string]*ir.Chain        // shared chains (cluster tiers, accept-all) by name
-	inc        *Incremental                // sets and chains kept from the compile before (nil: none)
+	sets       map[string]*ir.Set            // by name
+	namespaces map[string][]string           // namespace selector → matching namespaces
+	endpoints  map[portKey]*[2][]ir.Endpoint // per family, unsorted
+	chains     map[string]*ir.Chain          // shared chains (cluster tiers, accept-all) by name
+	inc        *Incremental                  // sets and chains kept from the compile before (nil: none)
 }
 
 func (c *compiler) compile() *ir.Ruleset {
@@ -526,6 +526,12 @@ func hash(s string) string {
 	return strings.ToLower(base32.StdEncoding.EncodeToString(sum[:10]))
 }
 
+// portKey is a named container port and its protocol.
+type portKey struct {
+	name  string
+	proto policy.Protocol
+}
+
 // portMatch is one port entry of a rule, for one family.
 type portMatch struct {
 	protocol         uint8
@@ -769,14 +775,18 @@ func (c *compiler) namedPortSet(name string, proto policy.Protocol, fi int) stri
 		return setName
 	}
 	if c.endpoints == nil {
-		c.endpoints = map[string][2][]ir.Endpoint{}
+		c.endpoints = map[portKey]*[2][]ir.Endpoint{}
 		for _, pod := range c.snap.Pods {
 			if !pod.Selectable() {
 				continue
 			}
 			for _, cp := range pod.Ports {
-				k := cp.Name + "/" + cp.Protocol.String()
+				k := portKey{cp.Name, cp.Protocol}
 				eps := c.endpoints[k]
+				if eps == nil {
+					eps = &[2][]ir.Endpoint{}
+					c.endpoints[k] = eps
+				}
 				for _, ip := range pod.IPs {
 					if c.snap.PodByIP(ip) != pod {
 						continue
@@ -787,11 +797,13 @@ func (c *compiler) namedPortSet(name string, proto policy.Protocol, fi int) stri
 					}
 					eps[i] = append(eps[i], ir.Endpoint{Addr: ip, Protocol: uint8(cp.Protocol), Port: cp.Port})
 				}
-				c.endpoints[k] = eps
 			}
 		}
 	}
-	eps := slices.Clone(c.endpoints[name+"/"+proto.String()][fi])
+	var eps []ir.Endpoint
+	if all := c.endpoints[portKey{name, proto}]; all != nil {
+		eps = slices.Clone(all[fi])
+	}
 	slices.SortFunc(eps, ir.CompareEndpoints)
 	eps = slices.Compact(eps)
 	c.addSet(&setEntry{kind: namedSet, port: name, proto: proto, set: &ir.Set{
