@@ -324,7 +324,7 @@ func (w *Watcher) WaitForSync(ctx context.Context, interval time.Duration) error
 		}
 		return true
 	}
-	poll := time.NewTicker(50 * time.Millisecond)
+	poll := time.NewTicker(10 * time.Millisecond) // start-up waits on this
 	defer poll.Stop()
 	t := time.NewTicker(interval)
 	defer t.Stop()
