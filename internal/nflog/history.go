@@ -23,6 +23,11 @@ type History struct {
 	// (default 10s); at most Max views are kept (default 64).
 	Keep time.Duration
 	Max  int
+	// MaxPods bounds the pods of the views kept, counted over all of them
+	// (default 100,000): each view holds its snapshot's indexes, about 150
+	// bytes a pod, so at 10,000 pods ten views are kept, at 100,000 the
+	// newest two. The newest two are always kept.
+	MaxPods int
 
 	mu    sync.Mutex
 	views []View // oldest first
@@ -30,12 +35,15 @@ type History struct {
 
 // Add records that v is enforced from v.At on.
 func (h *History) Add(v View) {
-	keep, max := h.Keep, h.Max
+	keep, max, maxPods := h.Keep, h.Max, h.MaxPods
 	if keep <= 0 {
 		keep = 10 * time.Second
 	}
 	if max <= 0 {
 		max = 64
+	}
+	if maxPods <= 0 {
+		maxPods = 100_000
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -50,6 +58,16 @@ func (h *History) Add(v View) {
 	}
 	if n := len(h.views) - drop; n > max {
 		drop += n - max
+	}
+	pods := 0
+	for i := len(h.views) - 1; i >= drop; i-- {
+		if snap := h.views[i].Eval.Snapshot; snap != nil {
+			pods += len(snap.Pods)
+		}
+		if pods > maxPods && i < len(h.views)-2 {
+			drop = i + 1
+			break
+		}
 	}
 	if drop > 0 {
 		h.views = append(h.views[:0:0], h.views[drop:]...)

@@ -350,6 +350,29 @@ func TestHistoryKeepsRecentViews(t *testing.T) {
 	}
 }
 
+// Views of large clusters are few: their pods, over all views kept, stay
+// within MaxPods, but the newest two are always kept.
+func TestHistoryBoundsPods(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	h := &History{MaxPods: 5}
+	for i := range 6 {
+		h.Add(view(t0.Add(time.Duration(i)*time.Second), xb, xc)) // 2 pods each
+	}
+	if n := len(h.views); n != 2 {
+		t.Errorf("kept %d views of 2 pods each, want 2 (MaxPods 5)", n)
+	}
+	h = &History{MaxPods: 1}
+	for i := range 3 {
+		h.Add(view(t0.Add(time.Duration(i)*time.Second), xb, xc))
+	}
+	if n := len(h.views); n != 2 {
+		t.Errorf("kept %d views, want the newest two whatever their pods", n)
+	}
+	if got := h.Latest().At; !got.Equal(t0.Add(2 * time.Second)) {
+		t.Errorf("latest view is of %v, want the newest", got)
+	}
+}
+
 func TestParsePacket(t *testing.T) {
 	v4 := func(proto byte, l4 []byte) []byte {
 		b := make([]byte, 20)
