@@ -79,6 +79,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, f.logFormat)
 	klog.SetSlogLogger(log.With("component", "client-go"))
+	setMemoryLimit(log)
 
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (CAP_NET_ADMIN) to program the packet filter: run as root, or as a DaemonSet with hostNetwork and NET_ADMIN")
