@@ -15,13 +15,18 @@ import (
 )
 
 // NamespaceFromAPI normalises a Namespace.
-func NamespaceFromAPI(ns *corev1.Namespace) *Namespace {
+func NamespaceFromAPI(ns *corev1.Namespace) *Namespace { return namespaceFromAPI(ns, nil) }
+
+// namespaceFromAPI is NamespaceFromAPI, with strings shared through in
+// (nil: not shared).
+func namespaceFromAPI(ns *corev1.Namespace, in *Interner) *Namespace {
 	l := make(labels.Set, len(ns.Labels)+1)
 	for k, v := range ns.Labels {
-		l[k] = v
+		l[in.String(k)] = in.String(v)
 	}
-	l[NamespaceNameLabel] = ns.Name
-	return &Namespace{Name: ns.Name, Labels: l, Annotations: copyMap(ns.Annotations)}
+	name := in.String(ns.Name)
+	l[NamespaceNameLabel] = name
+	return &Namespace{Name: name, Labels: l, Annotations: copyMap(ns.Annotations)}
 }
 
 // NodeFromAPI normalises a Node: its pod ranges (spec.podCIDRs, or
@@ -49,12 +54,22 @@ func NodeFromAPI(n *corev1.Node) *Node {
 }
 
 // PodFromAPI normalises a Pod. Addresses come from status.podIPs (or status.podIP).
-func PodFromAPI(p *corev1.Pod) *Pod {
+func PodFromAPI(p *corev1.Pod) *Pod { return podFromAPI(p, nil) }
+
+// podFromAPI is PodFromAPI, with the label set and strings shared through
+// in (nil: not shared).
+func podFromAPI(p *corev1.Pod, in *Interner) *Pod {
+	var l labels.Set
+	if in != nil {
+		l = in.Labels(p.Labels)
+	} else {
+		l = labels.Set(copyMap(p.Labels))
+	}
 	out := &Pod{
-		Namespace:   p.Namespace,
+		Namespace:   in.String(p.Namespace),
 		Name:        p.Name,
-		Labels:      labels.Set(copyMap(p.Labels)),
-		NodeName:    p.Spec.NodeName,
+		Labels:      l,
+		NodeName:    in.String(p.Spec.NodeName),
 		HostNetwork: p.Spec.HostNetwork,
 		Finished:    p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
 		Terminating: p.DeletionTimestamp != nil,
@@ -100,7 +115,7 @@ func PodFromAPI(p *corev1.Pod) *Pod {
 					continue
 				}
 			}
-			out.Ports = append(out.Ports, ContainerPort{Name: cp.Name, Protocol: proto, Port: uint16(cp.ContainerPort)})
+			out.Ports = append(out.Ports, ContainerPort{Name: in.String(cp.Name), Protocol: proto, Port: uint16(cp.ContainerPort)})
 		}
 	}
 	return out

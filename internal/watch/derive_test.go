@@ -116,12 +116,8 @@ func viewHas(snap *policy.Snapshot, c *clustergen.Cluster) bool {
 func (w *Watcher) fullSnapshot(t *testing.T) *policy.Snapshot {
 	t.Helper()
 	s := w.inf
-	pods, _ := s.pods.List(everything)
-	nss, _ := s.nss.List(everything)
-	nodes, _ := s.nodes.List(everything)
-	nps, _ := s.policies.List(everything)
-	c := newNormCache()
-	return c.snapshot(nss, pods, nodes, nps, nil, cniView{})
+	return buildSnapshot(normalForms[*policy.Namespace](s.nss), normalForms[*policy.Pod](s.pods), normalForms[*policy.Node](s.nodes),
+		normalForms[*policy.Policy](s.policies), nil, cniView{})
 }
 
 func mustDo(t *testing.T, err error) {

@@ -4,10 +4,6 @@ import (
 	"maps"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/weftnet/weft/internal/policy"
@@ -52,85 +48,47 @@ func (w *Watcher) dirtyHandler(mark func(d *dirtyKeys, key string)) cache.Resour
 }
 
 // deriveSnapshot returns prev with the objects of dirty read again from s's
-// listers; false when it cannot (then build the snapshot in full).
+// caches; false when it cannot (then build the snapshot in full).
 func (w *Watcher) deriveSnapshot(prev *policy.Snapshot, s *informerSet, dirty dirtyKeys, overlay cniView) (*policy.Snapshot, bool) {
 	ch := policy.Changes{Pods: map[string]*policy.Pod{}, Namespaces: map[string]*policy.Namespace{}, Policies: map[string]*policy.Policy{}, Nodes: map[string]*policy.Node{}}
-	for key := range dirty.pods {
-		ns, name, _ := cache.SplitMetaNamespaceKey(key)
-		obj, err := s.pods.Pods(ns).Get(name)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, false
-		}
-		var p *policy.Pod
-		if err == nil {
-			p = normalizeOne(w.cache.pods, key, obj.UID, obj.ResourceVersion, func() *policy.Pod { return policy.PodFromAPI(obj) })
-			p = overlay.apply([]*policy.Pod{p})[0]
-		} else {
-			delete(w.cache.pods, key)
-		}
-		ch.Pods[key] = p
+	ok := readChanged(s.pods, dirty.pods, ch.Pods) && readChanged(s.nss, dirty.namespaces, ch.Namespaces) &&
+		readChanged(s.nodes, dirty.nodes, ch.Nodes) && readChanged(s.policies, dirty.policies, ch.Policies)
+	if !ok {
+		return nil, false
 	}
-	for key := range dirty.namespaces {
-		obj, err := s.nss.Get(key)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, false
+	for key, p := range ch.Pods {
+		if p != nil {
+			ch.Pods[key] = overlay.apply([]*policy.Pod{p})[0]
 		}
-		var n *policy.Namespace
-		if err == nil {
-			n = normalizeOne(w.cache.nss, key, obj.UID, obj.ResourceVersion, func() *policy.Namespace { return policy.NamespaceFromAPI(obj) })
-		} else {
-			delete(w.cache.nss, key)
-		}
-		ch.Namespaces[key] = n
-	}
-	for key := range dirty.nodes {
-		obj, err := s.nodes.Get(key)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, false
-		}
-		var n *policy.Node
-		if err == nil {
-			n = normalizeOne(w.cache.nodes, key, obj.UID, obj.ResourceVersion, func() *policy.Node { return policy.NodeFromAPI(obj) })
-		} else {
-			delete(w.cache.nodes, key)
-		}
-		ch.Nodes[key] = n
-	}
-	for key := range dirty.policies {
-		ns, name, _ := cache.SplitMetaNamespaceKey(key)
-		obj, err := s.policies.NetworkPolicies(ns).Get(name)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, false
-		}
-		var p *policy.Policy
-		if err == nil {
-			p = normalizeOne(w.cache.policies, key, obj.UID, obj.ResourceVersion, func() *policy.Policy { return policy.PolicyFromAPI(obj) })
-		} else {
-			delete(w.cache.policies, key)
-		}
-		ch.Policies[key] = p
 	}
 	if dirty.clusterPolicies && s.cnps != nil {
-		cnps, err := s.cnps.List(everything)
-		if err != nil {
-			return nil, false
-		}
-		ch.ClusterPolicies, ch.SetClusterPolicies = normalize(w.cache.cnps, cnps, cnpMeta, policy.ClusterPolicyFromAPI), true
+		ch.ClusterPolicies, ch.SetClusterPolicies = normalForms[*policy.ClusterPolicy](s.cnps), true
 	}
 	snap := prev.With(ch)
 	snap.CNIGeneration = overlay.generation
 	return snap, true
 }
 
-// normalizeOne returns the cached normal form of the object key if it is of
-// this uid and resourceVersion, else conv's, which it caches.
-func normalizeOne[T any](m map[string]cached[T], key string, uid types.UID, rv string, conv func() T) T {
-	if c, ok := m[key]; ok && c.uid == uid && c.rv == rv && uid != "" {
-		return c.obj
+// readChanged puts the normal form of each object of keys that store holds
+// into out, nil for those it does not hold (deleted); false when the store
+// cannot be read.
+func readChanged[T any](store cache.Store, keys map[string]bool, out map[string]T) bool {
+	for key := range keys {
+		obj, exists, err := store.GetByKey(key)
+		if err != nil {
+			return false
+		}
+		var normal T
+		if exists {
+			c, ok := obj.(*cached[T])
+			if !ok {
+				return false
+			}
+			normal = c.normal
+		}
+		out[key] = normal
 	}
-	obj := conv()
-	m[key] = cached[T]{uid: uid, rv: rv, obj: obj}
-	return obj
+	return true
 }
 
 // overlayKeys are the pods whose addresses a CNI view changes.
@@ -151,16 +109,4 @@ func overlayChanged(a, b cniView) map[string]bool {
 	out := a.keys()
 	maps.Copy(out, b.keys())
 	return out
-}
-
-// Meta functions of the object kinds, for normalize.
-func podMeta(o *corev1.Pod) (string, types.UID, string) {
-	return o.Namespace + "/" + o.Name, o.UID, o.ResourceVersion
-}
-func nsMeta(o *corev1.Namespace) (string, types.UID, string) {
-	return o.Name, o.UID, o.ResourceVersion
-}
-func nodeMeta(o *corev1.Node) (string, types.UID, string) { return o.Name, o.UID, o.ResourceVersion }
-func policyMeta(o *networkingv1.NetworkPolicy) (string, types.UID, string) {
-	return o.Namespace + "/" + o.Name, o.UID, o.ResourceVersion
 }

@@ -80,6 +80,14 @@ func listError(resource string, err error) error {
 // the same conversions, node addresses and pod ranges from the Nodes, and
 // ClusterNetworkPolicies in their tiers. The objects are not modified.
 func NewSnapshot(objs *manifest.Objects) *policy.Snapshot {
-	c := newNormCache()
-	return c.snapshot(objs.Namespaces, objs.Pods, objs.Nodes, objs.Policies, objs.ClusterPolicies, cniView{})
+	return buildSnapshot(convert(objs.Namespaces, policy.NamespaceFromAPI), convert(objs.Pods, policy.PodFromAPI), convert(objs.Nodes, policy.NodeFromAPI),
+		convert(objs.Policies, policy.PolicyFromAPI), convert(objs.ClusterPolicies, policy.ClusterPolicyFromAPI), cniView{})
+}
+
+func convert[O, T any](objs []O, conv func(O) T) []T {
+	out := make([]T, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, conv(o))
+	}
+	return out
 }

@@ -17,17 +17,12 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	listerscorev1 "k8s.io/client-go/listers/core/v1"
-	listersnetworkingv1 "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 	npav1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
 	npaclient "sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
 	npainformers "sigs.k8s.io/network-policy-api/pkg/client/informers/externalversions"
-	npalisters "sigs.k8s.io/network-policy-api/pkg/client/listers/apis/v1alpha2"
 
 	"github.com/weftnet/weft/internal/policy"
 )
@@ -65,7 +60,9 @@ type Watcher struct {
 	cni       cniState
 	restarts  atomic.Int64
 
-	cache normCache // used by Snapshot only (one goroutine)
+	// interner shares label sets and strings among the pods and
+	// namespaces the informers keep.
+	interner *policy.Interner
 	// What changed since the last snapshot (under mu); fullNext asks for
 	// the next snapshot to be built from every object.
 	dirty    dirtyKeys
@@ -99,17 +96,18 @@ const forbiddenFor = 2 * time.Minute
 
 // informerSet is one generation of informers: after an API outage weft
 // starts a new set, which lists everything again, and drops the old one.
+// Their caches hold the normal form of each object (see cached).
 type informerSet struct {
 	factory  informers.SharedInformerFactory
 	cancel   context.CancelFunc
-	pods     listerscorev1.PodLister
-	nss      listerscorev1.NamespaceLister
-	nodes    listerscorev1.NodeLister
-	policies listersnetworkingv1.NetworkPolicyLister
+	pods     cache.Store
+	nss      cache.Store
+	nodes    cache.Store
+	policies cache.Store
 	synced   []cache.InformerSynced
 	// cnps is nil when this generation does not watch ClusterNetworkPolicies.
 	cnpFactory npainformers.SharedInformerFactory
-	cnps       npalisters.ClusterNetworkPolicyLister
+	cnps       cache.Store
 }
 
 // Health is whether the watcher's view is current.
@@ -128,7 +126,7 @@ func New(client kubernetes.Interface, log *slog.Logger, cfg ...Config) *Watcher 
 		client:    client,
 		log:       log,
 		changes:   make(chan struct{}, 1),
-		cache:     newNormCache(),
+		interner:  policy.NewInterner(),
 		dirty:     newDirtyKeys(),
 		cni:       newCNIState(),
 		forbidden: map[string]forbiddenWatch{},
@@ -148,16 +146,40 @@ func New(client kubernetes.Interface, log *slog.Logger, cfg ...Config) *Watcher 
 // newInformers builds (but does not start) a generation of informers.
 func (w *Watcher) newInformers() *informerSet {
 	s := &informerSet{factory: informers.NewSharedInformerFactory(w.client, 0)}
-	podInf := s.factory.Core().V1().Pods()
-	nsInf := s.factory.Core().V1().Namespaces()
-	nodeInf := s.factory.Core().V1().Nodes()
-	npInf := s.factory.Networking().V1().NetworkPolicies()
-	watched := map[string]cache.SharedIndexInformer{"pods": podInf.Informer(), "namespaces": nsInf.Informer(), "nodes": nodeInf.Informer(), "networkpolicies": npInf.Informer()}
-	if w.cfg.ClusterPolicies != nil && w.cnpServed.Load() {
-		s.cnpFactory = npainformers.NewSharedInformerFactory(w.cfg.ClusterPolicies, 0)
-		cnpInf := s.cnpFactory.Policy().V1alpha2().ClusterNetworkPolicies()
-		watched["clusternetworkpolicies"] = cnpInf.Informer()
-		s.cnps = cnpInf.Lister()
+	c, in := w.client, w.interner
+	core, networking := c.CoreV1().RESTClient(), c.NetworkingV1().RESTClient()
+	podInf := s.factory.InformerFor(&corev1.Pod{}, func(kubernetes.Interface, time.Duration) cache.SharedIndexInformer {
+		return cachedInformer(c, &corev1.Pod{},
+			builtinList(core, "pods", func() *corev1.Pod { return &corev1.Pod{} }, c.CoreV1().Pods("").List),
+			c.CoreV1().Pods("").Watch, in.PodFromAPI)
+	})
+	nsInf := s.factory.InformerFor(&corev1.Namespace{}, func(kubernetes.Interface, time.Duration) cache.SharedIndexInformer {
+		return cachedInformer(c, &corev1.Namespace{},
+			builtinList(core, "namespaces", func() *corev1.Namespace { return &corev1.Namespace{} }, c.CoreV1().Namespaces().List),
+			c.CoreV1().Namespaces().Watch,
+			func(ns *corev1.Namespace) *policy.Namespace { return in.NamespaceFromAPI(trimNamespace(ns)) })
+	})
+	nodeInf := s.factory.InformerFor(&corev1.Node{}, func(kubernetes.Interface, time.Duration) cache.SharedIndexInformer {
+		return cachedInformer(c, &corev1.Node{},
+			builtinList(core, "nodes", func() *corev1.Node { return &corev1.Node{} }, c.CoreV1().Nodes().List),
+			c.CoreV1().Nodes().Watch, policy.NodeFromAPI)
+	})
+	npInf := s.factory.InformerFor(&networkingv1.NetworkPolicy{}, func(kubernetes.Interface, time.Duration) cache.SharedIndexInformer {
+		return cachedInformer(c, &networkingv1.NetworkPolicy{},
+			builtinList(networking, "networkpolicies", func() *networkingv1.NetworkPolicy { return &networkingv1.NetworkPolicy{} }, c.NetworkingV1().NetworkPolicies("").List),
+			c.NetworkingV1().NetworkPolicies("").Watch, policy.PolicyFromAPI)
+	})
+	watched := map[string]cache.SharedIndexInformer{"pods": podInf, "namespaces": nsInf, "nodes": nodeInf, "networkpolicies": npInf}
+	if cnp := w.cfg.ClusterPolicies; cnp != nil && w.cnpServed.Load() {
+		s.cnpFactory = npainformers.NewSharedInformerFactory(cnp, 0)
+		cnpInf := s.cnpFactory.InformerFor(&npav1alpha2.ClusterNetworkPolicy{}, func(npaclient.Interface, time.Duration) cache.SharedIndexInformer {
+			return cachedInformer(cnp, &npav1alpha2.ClusterNetworkPolicy{},
+				typedList[*npav1alpha2.ClusterNetworkPolicy](cnp.PolicyV1alpha2().ClusterNetworkPolicies().List),
+				cnp.PolicyV1alpha2().ClusterNetworkPolicies().Watch,
+				policy.ClusterPolicyFromAPI)
+		})
+		watched["clusternetworkpolicies"] = cnpInf
+		s.cnps = cnpInf.GetStore()
 	}
 	marks := map[string]func(d *dirtyKeys, key string){
 		"pods":                   func(d *dirtyKeys, key string) { d.pods[key] = true },
@@ -182,11 +204,7 @@ func (w *Watcher) newInformers() *informerSet {
 		})
 		s.synced = append(s.synced, inf.HasSynced)
 	}
-	// Keep only what policy needs: 10,000 pods should not cost a gigabyte.
-	_ = podInf.Informer().SetTransform(trimPod)
-	_ = nodeInf.Informer().SetTransform(trimNode)
-	_ = nsInf.Informer().SetTransform(trimNamespace)
-	s.pods, s.nss, s.nodes, s.policies = podInf.Lister(), nsInf.Lister(), nodeInf.Lister(), npInf.Lister()
+	s.pods, s.nss, s.nodes, s.policies = podInf.GetStore(), nsInf.GetStore(), nodeInf.GetStore(), npInf.GetStore()
 	return s
 }
 
@@ -498,36 +516,16 @@ func (w *Watcher) Snapshot() (*policy.Snapshot, error) {
 			return snap, nil
 		}
 	}
-	pods, err := s.pods.List(everything)
-	if err != nil {
-		return nil, err
-	}
-	nss, err := s.nss.List(everything)
-	if err != nil {
-		return nil, err
-	}
-	nodes, err := s.nodes.List(everything)
-	if err != nil {
-		return nil, err
-	}
-	nps, err := s.policies.List(everything)
-	if err != nil {
-		return nil, err
-	}
-	var cnps []*npav1alpha2.ClusterNetworkPolicy
+	var cnps []*policy.ClusterPolicy
 	if s.cnps != nil {
-		if cnps, err = s.cnps.List(everything); err != nil {
-			return nil, err
-		}
+		cnps = normalForms[*policy.ClusterPolicy](s.cnps)
 	}
-	snap := w.cache.snapshot(nss, pods, nodes, nps, cnps, overlay)
+	snap := buildSnapshot(normalForms[*policy.Namespace](s.nss), normalForms[*policy.Pod](s.pods), normalForms[*policy.Node](s.nodes),
+		normalForms[*policy.Policy](s.policies), cnps, overlay)
 	w.last, w.lastInf, w.lastOverlay, w.lastFull = snap, s, overlay, time.Now()
 	w.warnTies(snap)
 	return snap, nil
 }
-
-// everything selects every object.
-var everything = labels.Everything()
 
 // warnTies warns once about each pair of cluster policies of one tier with
 // the same priority: the API leaves their order to the implementation.
@@ -546,90 +544,15 @@ func (w *Watcher) warnTies(snap *policy.Snapshot) {
 	}
 }
 
-// normCache keeps normalised objects by key, UID and resourceVersion, so
-// a sync after one change normalises one object, not ten thousand, and
-// snapshots share the objects that did not change.
-type normCache struct {
-	pods     map[string]cached[*policy.Pod]
-	nss      map[string]cached[*policy.Namespace]
-	nodes    map[string]cached[*policy.Node]
-	policies map[string]cached[*policy.Policy]
-	cnps     map[string]cached[*policy.ClusterPolicy]
-}
-
-type cached[T any] struct {
-	uid types.UID
-	rv  string
-	obj T
-}
-
-func newNormCache() normCache {
-	return normCache{
-		pods:     map[string]cached[*policy.Pod]{},
-		nss:      map[string]cached[*policy.Namespace]{},
-		nodes:    map[string]cached[*policy.Node]{},
-		policies: map[string]cached[*policy.Policy]{},
-		cnps:     map[string]cached[*policy.ClusterPolicy]{},
-	}
-}
-
-// normalize returns the cached normal form of each object, refreshing what
-// changed and forgetting what is gone.
-func normalize[K any, T any](m map[string]cached[T], objs []K, meta func(K) (string, types.UID, string), conv func(K) T) []T {
-	out := make([]T, 0, len(objs))
-	seen := make(map[string]bool, len(objs))
-	for _, o := range objs {
-		key, uid, rv := meta(o)
-		seen[key] = true
-		out = append(out, normalizeOne(m, key, uid, rv, func() T { return conv(o) }))
-	}
-	for key := range m {
-		if !seen[key] {
-			delete(m, key)
-		}
-	}
-	return out
-}
-
-// cnpMeta is normalize's meta function of ClusterNetworkPolicies.
-func cnpMeta(o *npav1alpha2.ClusterNetworkPolicy) (string, types.UID, string) {
-	return o.Name, o.UID, o.ResourceVersion
-}
-
-// snapshot is the one place where API objects become a policy.Snapshot: the
-// watcher's view and one-shot lists (NewSnapshot) alike.
-func (c *normCache) snapshot(nss []*corev1.Namespace, pods []*corev1.Pod, nodes []*corev1.Node, nps []*networkingv1.NetworkPolicy, cnps []*npav1alpha2.ClusterNetworkPolicy, overlay cniView) *policy.Snapshot {
-	normPods := normalize(c.pods, pods, podMeta, policy.PodFromAPI)
-	normPods = overlay.apply(normPods)
-	snap := policy.BuildSnapshot(
-		normalize(c.nss, nss, nsMeta, policy.NamespaceFromAPI),
-		normPods,
-		normalize(c.policies, nps, policyMeta, policy.PolicyFromAPI),
-	)
-	snap.AddNodes(normalize(c.nodes, nodes, nodeMeta, policy.NodeFromAPI)...)
-	snap.AddClusterPolicies(normalize(c.cnps, cnps, cnpMeta, policy.ClusterPolicyFromAPI)...)
+// buildSnapshot is the one place where normalised objects become a
+// policy.Snapshot built from every object: the watcher's view and one-shot
+// lists (NewSnapshot) alike.
+func buildSnapshot(nss []*policy.Namespace, pods []*policy.Pod, nodes []*policy.Node, nps []*policy.Policy, cnps []*policy.ClusterPolicy, overlay cniView) *policy.Snapshot {
+	snap := policy.BuildSnapshot(nss, overlay.apply(pods), nps)
+	snap.AddNodes(nodes...)
+	snap.AddClusterPolicies(cnps...)
 	snap.CNIGeneration = overlay.generation
 	return snap
-}
-
-// trimPod drops every field of a pod that policy does not read.
-func trimPod(obj any) (any, error) {
-	p, ok := obj.(*corev1.Pod)
-	if !ok {
-		return obj, nil
-	}
-	out := &corev1.Pod{}
-	out.Name, out.Namespace, out.UID, out.ResourceVersion, out.Labels = p.Name, p.Namespace, p.UID, p.ResourceVersion, p.Labels
-	out.DeletionTimestamp = p.DeletionTimestamp
-	out.Spec.NodeName, out.Spec.HostNetwork = p.Spec.NodeName, p.Spec.HostNetwork
-	for _, c := range p.Spec.Containers {
-		if len(c.Ports) > 0 {
-			out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Name: c.Name, Ports: c.Ports})
-		}
-	}
-	out.Status.Phase, out.Status.PodIP, out.Status.PodIPs = p.Status.Phase, p.Status.PodIP, p.Status.PodIPs
-	out.Status.HostIP, out.Status.HostIPs = p.Status.HostIP, p.Status.HostIPs
-	return out, nil
 }
 
 // namespaceAnnotations are the namespace annotations weft reads.
@@ -637,11 +560,7 @@ var namespaceAnnotations = []string{policy.EnforcementAnnotation, policy.LegacyI
 
 // trimNamespace keeps a namespace's name, labels and the annotations weft
 // reads (namespaceAnnotations).
-func trimNamespace(obj any) (any, error) {
-	ns, ok := obj.(*corev1.Namespace)
-	if !ok {
-		return obj, nil
-	}
+func trimNamespace(ns *corev1.Namespace) *corev1.Namespace {
 	out := &corev1.Namespace{}
 	out.Name, out.UID, out.ResourceVersion, out.Labels = ns.Name, ns.UID, ns.ResourceVersion, ns.Labels
 	for _, key := range namespaceAnnotations {
@@ -652,23 +571,7 @@ func trimNamespace(obj any) (any, error) {
 			out.Annotations[key] = v
 		}
 	}
-	return out, nil
-}
-
-// trimNode keeps a node's name, labels, pod ranges and addresses.
-func trimNode(obj any) (any, error) {
-	n, ok := obj.(*corev1.Node)
-	if !ok {
-		return obj, nil
-	}
-	out := &corev1.Node{}
-	// Labels: a ClusterNetworkPolicy's nodes peer selects nodes by them.
-	out.Name, out.UID, out.ResourceVersion, out.Labels = n.Name, n.UID, n.ResourceVersion, n.Labels
-	out.Spec.PodCIDR, out.Spec.PodCIDRs = n.Spec.PodCIDR, n.Spec.PodCIDRs
-	out.Status.Addresses = slices.DeleteFunc(slices.Clone(n.Status.Addresses), func(a corev1.NodeAddress) bool {
-		return a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP
-	})
-	return out, nil
+	return out
 }
 
 // cniState is what the CNI hook reported: the addresses of pods whose
@@ -756,7 +659,12 @@ func (w *Watcher) CNIAdd(namespace, name, containerID string, ips []netip.Addr) 
 	s.byID[containerID] = key
 	s.addrsOfID[containerID] = slices.Clone(ips)
 	for _, ip := range ips {
-		delete(s.released, ip) // the address is this pod's now
+		// This pod's own release of the address is void now; another
+		// pod's stands: the address is no longer that pod's, whatever its
+		// object still says.
+		if s.released[ip] == key {
+			delete(s.released, ip)
+		}
 	}
 	s.generation++
 	gen := s.generation

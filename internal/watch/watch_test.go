@@ -3,6 +3,7 @@ package watch
 import (
 	"log/slog"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -12,29 +13,6 @@ import (
 
 	"github.com/weftnet/weft/internal/policy"
 )
-
-func TestTrimPodKeepsEveryHostIP(t *testing.T) {
-	in := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "a", UID: "u1", Annotations: map[string]string{"big": "yes"}},
-		Spec:       corev1.PodSpec{NodeName: "n1", Volumes: []corev1.Volume{{Name: "v"}}},
-		Status: corev1.PodStatus{
-			HostIP:  "10.32.0.1",
-			HostIPs: []corev1.HostIP{{IP: "10.32.0.1"}, {IP: "fd00::1"}},
-			PodIP:   "10.41.0.2", PodIPs: []corev1.PodIP{{IP: "10.41.0.2"}, {IP: "fd00::41:0:2"}},
-		},
-	}
-	out, err := trimPod(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := out.(*corev1.Pod)
-	if diff := cmp.Diff(in.Status.HostIPs, p.Status.HostIPs); diff != "" {
-		t.Errorf("status.hostIPs lost (-want +got):\n%s", diff)
-	}
-	if p.Annotations != nil || p.Spec.Volumes != nil {
-		t.Errorf("fields policy does not read are kept: %+v", p)
-	}
-}
 
 func TestTrimNamespaceKeepsLabelsAndWeftsAnnotations(t *testing.T) {
 	in := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
@@ -46,7 +24,7 @@ func TestTrimNamespaceKeepsLabelsAndWeftsAnnotations(t *testing.T) {
 		},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 	}}
-	out, _ := trimNamespace(in)
+	out := trimNamespace(in)
 	want := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name: "x", UID: "u", ResourceVersion: "7", Labels: map[string]string{"team": "a"},
 		Annotations: map[string]string{policy.LegacyIsolationAnnotation: `{"ingress":{"isolation":"DefaultDeny"}}`, policy.EnforcementAnnotation: "audit"},
@@ -55,25 +33,10 @@ func TestTrimNamespaceKeepsLabelsAndWeftsAnnotations(t *testing.T) {
 		t.Errorf("trimmed namespace (-want +got):\n%s", diff)
 	}
 	in.Annotations = map[string]string{"other": "x"}
-	if out, _ := trimNamespace(in); out.(*corev1.Namespace).Annotations != nil {
-		t.Errorf("annotations kept: %v", out.(*corev1.Namespace).Annotations)
+	if out := trimNamespace(in); out.Annotations != nil {
+		t.Errorf("annotations kept: %v", out.Annotations)
 	}
 
-}
-
-func TestTrimNodeKeepsLabelsRangesAndIPs(t *testing.T) {
-	in := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"a": "b"}},
-		Spec:       corev1.NodeSpec{PodCIDR: "10.41.0.0/16", PodCIDRs: []string{"10.41.0.0/16", "fd00::41:0:0/96"}},
-		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
-			{Type: corev1.NodeInternalIP, Address: "10.32.0.1"}, {Type: corev1.NodeHostName, Address: "n1"}, {Type: corev1.NodeExternalIP, Address: "fd00::1"},
-		}},
-	}
-	out, _ := trimNode(in)
-	n := out.(*corev1.Node)
-	if n.Labels["a"] != "b" || len(n.Spec.PodCIDRs) != 2 || len(n.Status.Addresses) != 2 {
-		t.Fatalf("trimmed node: %+v", n)
-	}
 }
 
 func pod(name, uid string, ips ...string) *corev1.Pod {
@@ -94,11 +57,13 @@ func pod(name, uid string, ips ...string) *corev1.Pod {
 func TestCNIOverlay(t *testing.T) {
 	w := New(nil, slog.New(slog.DiscardHandler))
 	a4, a6 := netip.MustParseAddr("10.41.0.2"), netip.MustParseAddr("fd00::41:0:2")
+	var normal []*policy.Pod // the normal forms of the pods of the last snapshot
 	snapOf := func(pods ...*corev1.Pod) func() (string, string) {
 		w.mu.Lock()
 		v := w.cni.view()
 		w.mu.Unlock()
-		s := w.cache.snapshot(nil, pods, nil, nil, nil, v)
+		normal = convert(pods, policy.PodFromAPI)
+		s := buildSnapshot(nil, slices.Clone(normal), nil, nil, nil, v)
 		return func() (string, string) {
 			holder := func(a netip.Addr) string {
 				if p := s.PodByIP(a); p != nil {
@@ -119,7 +84,7 @@ func TestCNIOverlay(t *testing.T) {
 		t.Fatalf("after ADD, holders %q %q, want x/new", h4, h6)
 	}
 	// The cached normal form of the pod is not changed by the overlay.
-	if c := w.cache.pods["x/new"].obj; len(c.IPs) != 0 {
+	if c := normal[0]; len(c.IPs) != 0 {
 		t.Fatalf("the overlay changed the cached pod: %v", c.IPs)
 	}
 
@@ -140,7 +105,7 @@ func TestCNIOverlay(t *testing.T) {
 
 	// Once x/new is gone from the API, its released address is forgotten.
 	w.CNIDel("x", "new", "c1", []netip.Addr{a6})
-	s := w.cache.snapshot(nil, []*corev1.Pod{pod("other", "u2")}, nil, nil, nil, w.cni.view())
+	s := buildSnapshot(nil, convert([]*corev1.Pod{pod("other", "u2")}, policy.PodFromAPI), nil, nil, nil, w.cni.view())
 	w.ForgetCNI(s)
 	if len(w.cni.released) != 0 {
 		t.Fatalf("released addresses of a deleted pod are kept: %v", w.cni.released)
