@@ -41,6 +41,9 @@ const (
 var (
 	openProbe    = lab.TransitionOptions{Interval: 5 * time.Millisecond, Timeout: 200 * time.Millisecond}
 	blockedProbe = lab.TransitionOptions{Interval: 5 * time.Millisecond, Timeout: 200 * time.Millisecond, Confirm: 3}
+	// startProbe asks more of a blocked path while weft starts, when the
+	// cores are busiest and a slow answer looks most like a drop.
+	startProbe = lab.TransitionOptions{Interval: 5 * time.Millisecond, Timeout: 250 * time.Millisecond, Confirm: 5}
 )
 
 // BenchmarkScale is the scale benchmark: for each scale a lab loaded with
@@ -144,7 +147,7 @@ func (w *world) run(b *testing.B, bin, commit, backend string) {
 	// Start → enforcing: the blocked path blocked, then the allowed path
 	// found open.
 	sctx, scancel := context.WithTimeout(wctx, startWait)
-	blockedAt, err := l.WaitTransition(sctx, w.lpod(pl.blocked.from), w.lpod(pl.blocked.to), target, false, blockedProbe)
+	blockedAt, err := l.WaitTransition(sctx, w.lpod(pl.blocked.from), w.lpod(pl.blocked.to), target, false, startProbe)
 	scancel()
 	if err != nil {
 		fail("start: %s never blocked: %v", pl.blocked, err)
@@ -302,7 +305,9 @@ func (w *world) startChurn(ctx context.Context) *churn {
 	c := &churn{halt: make(chan struct{}), begin: time.Now(),
 		podState: make([]bool, len(w.churnPods)), polState: make([]bool, len(w.churnPolicies))}
 	ops := make(chan int)
-	for range 8 {
+	// Enough writers that a slow API server (a write takes 20-200 ms
+	// while weft and the probes share the cores) still gets churnRate.
+	for range 16 {
 		c.done.Add(1)
 		go func() {
 			defer c.done.Done()
