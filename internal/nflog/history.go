@@ -23,11 +23,13 @@ type History struct {
 	// (default 10s); at most Max views are kept (default 64).
 	Keep time.Duration
 	Max  int
-	// MaxPods bounds the pods of the views kept, counted over all of them
-	// (default 100,000): each view holds its snapshot's indexes, about 150
-	// bytes a pod, so at 10,000 pods ten views are kept, at 100,000 the
-	// newest two. The newest two are always kept.
-	MaxPods int
+	// MaxBytes bounds what the views kept hold, by estimate (default
+	// 64 MiB): a snapshot built from every object holds indexes of about
+	// 150 bytes a pod; one derived from the view before it shares them and
+	// holds about 10 bytes a pod (its sorted pod list) and what changed.
+	// So at 100,000 pods a view built anew and some thirty derived ones
+	// are kept. The newest two are always kept.
+	MaxBytes int
 
 	mu    sync.Mutex
 	views []View // oldest first
@@ -35,15 +37,15 @@ type History struct {
 
 // Add records that v is enforced from v.At on.
 func (h *History) Add(v View) {
-	keep, max, maxPods := h.Keep, h.Max, h.MaxPods
+	keep, max, maxBytes := h.Keep, h.Max, h.MaxBytes
 	if keep <= 0 {
 		keep = 10 * time.Second
 	}
 	if max <= 0 {
 		max = 64
 	}
-	if maxPods <= 0 {
-		maxPods = 100_000
+	if maxBytes <= 0 {
+		maxBytes = 64 << 20
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -59,12 +61,14 @@ func (h *History) Add(v View) {
 	if n := len(h.views) - drop; n > max {
 		drop += n - max
 	}
-	pods := 0
+	bytes := 0
 	for i := len(h.views) - 1; i >= drop; i-- {
-		if snap := h.views[i].Eval.Snapshot; snap != nil {
-			pods += len(snap.Pods)
+		prev := View{}
+		if i > 0 {
+			prev = h.views[i-1]
 		}
-		if pods > maxPods && i < len(h.views)-2 {
+		bytes += viewBytes(h.views[i], prev)
+		if bytes > maxBytes && i < len(h.views)-2 {
 			drop = i + 1
 			break
 		}
@@ -72,6 +76,19 @@ func (h *History) Add(v View) {
 	if drop > 0 {
 		h.views = append(h.views[:0:0], h.views[drop:]...)
 	}
+}
+
+// viewBytes estimates what v holds beside prev, the view before it (see
+// MaxBytes).
+func viewBytes(v, prev View) int {
+	snap := v.Eval.Snapshot
+	if snap == nil {
+		return 0
+	}
+	if d, ok := snap.DeltaFrom(prev.Eval.Snapshot); ok {
+		return 10*len(snap.Pods) + 300*(len(d.Pods)+len(d.Namespaces))
+	}
+	return 150 * len(snap.Pods)
 }
 
 // Latest returns the newest view, or nil before the first.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -350,26 +351,53 @@ func TestHistoryKeepsRecentViews(t *testing.T) {
 	}
 }
 
-// Views of large clusters are few: their pods, over all views kept, stay
-// within MaxPods, but the newest two are always kept.
-func TestHistoryBoundsPods(t *testing.T) {
+// Views of large clusters are few: what they hold, by estimate, stays
+// within MaxBytes, but the newest two are always kept; a view derived from
+// the one before costs little beside it.
+func TestHistoryBoundsBytes(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	h := &History{MaxPods: 5}
-	for i := range 6 {
-		h.Add(view(t0.Add(time.Duration(i)*time.Second), xb, xc)) // 2 pods each
+	h := &History{MaxBytes: 5 * 150 * 2} // five views of 2 pods built anew
+	for i := range 8 {
+		h.Add(view(t0.Add(time.Duration(i)*time.Second), xb, xc))
 	}
-	if n := len(h.views); n != 2 {
-		t.Errorf("kept %d views of 2 pods each, want 2 (MaxPods 5)", n)
+	if n := len(h.views); n != 5 {
+		t.Errorf("kept %d views of 2 pods each, want 5", n)
 	}
-	h = &History{MaxPods: 1}
+	h = &History{MaxBytes: 1}
 	for i := range 3 {
 		h.Add(view(t0.Add(time.Duration(i)*time.Second), xb, xc))
 	}
 	if n := len(h.views); n != 2 {
-		t.Errorf("kept %d views, want the newest two whatever their pods", n)
+		t.Errorf("kept %d views, want the newest two whatever they hold", n)
 	}
 	if got := h.Latest().At; !got.Equal(t0.Add(2 * time.Second)) {
 		t.Errorf("latest view is of %v, want the newest", got)
+	}
+	// Views derived one from another share what did not change.
+	many := []*corev1.Pod{xc}
+	for i := range 199 {
+		many = append(many, pod("y", fmt.Sprint("p", i), fmt.Sprintf("10.32.1.%d", i), map[string]string{"pod": "p"}))
+	}
+	h = &History{MaxBytes: 3 * 150 * len(many)} // three views built anew, within Keep
+	for i := range 4 {
+		h.Add(view(t0.Add(time.Duration(i)*time.Second), many...))
+	}
+	if n := len(h.views); n != 3 {
+		t.Errorf("kept %d views built anew, want 3", n)
+	}
+	v := view(t0.Add(time.Minute), many...)
+	h.Add(v)
+	snap := v.Eval.Snapshot
+	for i := range 20 {
+		moved := policy.PodFromAPI(xc)
+		moved.Labels = map[string]string{"pod": fmt.Sprint("c", i)}
+		snap = snap.With(policy.Changes{Pods: map[string]*policy.Pod{"x/c": moved}})
+		d := v
+		d.At, d.Eval.Snapshot = t0.Add(time.Minute+time.Duration(i+1)*100*time.Millisecond), snap
+		h.Add(d)
+	}
+	if n := len(h.views); n != 21 {
+		t.Errorf("kept %d of 21 views, 20 of them derived, want all", n)
 	}
 }
 
