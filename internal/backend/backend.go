@@ -5,9 +5,11 @@ package backend
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/weftnet/weft/internal/ir"
 )
@@ -37,6 +39,35 @@ type BudgetReporter interface {
 	OverBudget() map[string]int
 	// Budget is the most elements a group's merged sets may hold.
 	Budget() int
+}
+
+// OverBudgetGroups keeps what a backend's last Apply found over the merge
+// budget; backends embed it to implement BudgetReporter.
+type OverBudgetGroups struct {
+	mu     sync.Mutex
+	groups map[string]int
+	limit  int
+}
+
+// SetOverBudget records the groups over budget limit of the ruleset applied.
+func (o *OverBudgetGroups) SetOverBudget(groups map[string]int, limit int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.groups, o.limit = groups, limit
+}
+
+// OverBudget implements BudgetReporter.
+func (o *OverBudgetGroups) OverBudget() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.groups)
+}
+
+// Budget implements BudgetReporter.
+func (o *OverBudgetGroups) Budget() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.limit
 }
 
 // Forgetter is implemented by backends that can forget what they believe the

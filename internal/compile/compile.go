@@ -44,14 +44,17 @@ type Options struct {
 
 // CompileWith returns the ruleset that enforces snap's policies as opts say.
 func CompileWith(snap *policy.Snapshot, opts Options) *ir.Ruleset {
-	c := &compiler{
+	return newCompiler(snap, opts).compile()
+}
+
+func newCompiler(snap *policy.Snapshot, opts Options) *compiler {
+	return &compiler{
 		snap:       snap,
 		node:       opts.Node,
 		opts:       opts,
 		sets:       map[string]*ir.Set{},
 		namespaces: map[string][]string{},
 	}
-	return c.compile()
 }
 
 type compiler struct {

@@ -92,14 +92,8 @@ func (inc *Incremental) Compile(snap *policy.Snapshot, opts Options) *ir.Ruleset
 	for _, e := range inc.chains {
 		e.used = false
 	}
-	c := &compiler{
-		snap:       snap,
-		node:       opts.Node,
-		opts:       opts,
-		sets:       map[string]*ir.Set{},
-		namespaces: map[string][]string{},
-		inc:        inc,
-	}
+	c := newCompiler(snap, opts)
+	c.inc = inc
 	rs := c.compile()
 	for name, e := range inc.sets {
 		if !e.used {

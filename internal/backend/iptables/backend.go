@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,8 +51,9 @@ type Backend struct {
 	hookRepairs int
 	// memo holds the members of the sets rendered last (see memberMemo).
 	memo memberMemo
-	// overBudget is the applied ruleset's groups over the merge budget.
-	overBudget map[string]int
+	// OverBudgetGroups are the applied ruleset's groups over the merge
+	// budget (backend.BudgetReporter).
+	backend.OverBudgetGroups
 	// run runs a tool (exec's run; tests put a fake kernel here).
 	run func(name string, args []string, input string) (string, error)
 }
@@ -62,16 +62,6 @@ var (
 	_ backend.Backend        = (*Backend)(nil)
 	_ backend.BudgetReporter = (*Backend)(nil)
 )
-
-// OverBudget implements backend.BudgetReporter.
-func (b *Backend) OverBudget() map[string]int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return maps.Clone(b.overBudget)
-}
-
-// Budget implements backend.BudgetReporter.
-func (b *Backend) Budget() int { return ir.MergeLimit(b.budget) }
 
 // Stats describes the last Apply: what it sent to the kernel.
 type Stats struct {
@@ -281,7 +271,8 @@ func (b *Backend) apply(ctx context.Context, rs *ir.Ruleset, from *state) error 
 			}
 		}
 	}
-	b.applied, b.lastRS, b.overBudget = next, rs, next.overBudget
+	b.applied, b.lastRS = next, rs
+	b.SetOverBudget(next.overBudget, ir.MergeLimit(b.budget))
 	for fi := range families {
 		if p.rules[fi] == "" && p.settleRules[fi] == "" && b.baseline[fi] != nil {
 			continue

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -54,26 +53,16 @@ type Backend struct {
 	// baseline is nft's reading of the chains and definitions weft wrote
 	// last (see verify.go); nil when unknown.
 	baseline *kernelView
-	// overBudget are the groups of the ruleset applied last that walk
-	// their policy chains because their merged sets would exceed the
-	// budget (group → elements).
-	overBudget map[string]int
+	// OverBudgetGroups are the groups of the ruleset applied last that
+	// walk their policy chains because their merged sets would exceed the
+	// budget (backend.BudgetReporter).
+	backend.OverBudgetGroups
 }
 
 var (
 	_ backend.Backend        = (*Backend)(nil)
 	_ backend.BudgetReporter = (*Backend)(nil)
 )
-
-// OverBudget implements backend.BudgetReporter.
-func (b *Backend) OverBudget() map[string]int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return maps.Clone(b.overBudget)
-}
-
-// Budget implements backend.BudgetReporter.
-func (b *Backend) Budget() int { return ir.MergeLimit(b.budget) }
 
 // SyncStats describes the last transaction Apply sent.
 type SyncStats struct {
@@ -235,7 +224,7 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	st.Operations = tx.NumOperations()
 	if st.Operations == 0 {
 		b.last = st
-		b.overBudget = want.overBudget
+		b.SetOverBudget(want.overBudget, ir.MergeLimit(b.budget))
 		b.log.Debug("nftables sync: nothing to change")
 		return nil
 	}
@@ -260,7 +249,7 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	}
 	b.applied = want
 	b.last = st
-	b.overBudget = want.overBudget
+	b.SetOverBudget(want.overBudget, ir.MergeLimit(b.budget))
 	if !st.ElementsOnly() || b.baseline == nil {
 		b.refreshBaseline(ctx, prev, want, st.Full)
 	}
