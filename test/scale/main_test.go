@@ -76,14 +76,15 @@ func needWeft(tb testing.TB) (binary, commit string) {
 }
 
 // commitOf is the short commit of the checkout weft was built from, with
-// "-dirty" when it has changes not committed.
+// "-dirty" when it has changes not committed outside test/ (the benchmark's
+// own files are not weft's).
 func commitOf(ctx context.Context) string {
 	out, err := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
 		return "unknown"
 	}
 	commit := strings.TrimSpace(string(out))
-	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
+	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!test").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
 		commit += "-dirty"
 	}
 	return commit
