@@ -84,7 +84,7 @@ func commitOf(ctx context.Context) string {
 		return "unknown"
 	}
 	commit := strings.TrimSpace(string(out))
-	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!test").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
+	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)test").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
 		commit += "-dirty"
 	}
 	return commit
