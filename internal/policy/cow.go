@@ -26,15 +26,6 @@ func (m *cowMap[K, V]) get(k K) (V, bool) {
 	return v, ok
 }
 
-// all calls f for every entry, in no particular order.
-func (m *cowMap[K, V]) all(f func(K, V)) {
-	for _, p := range m.parts {
-		for k, v := range p {
-			f(k, v)
-		}
-	}
-}
-
 // cowEdit is a copy of a cowMap being written; done returns it.
 type cowEdit[K comparable, V any] struct {
 	m     *cowMap[K, V]
