@@ -262,7 +262,8 @@ const (
 // ClusterNetworkPolicies (their CRD is installed and established). An error
 // means it could not tell.
 func ServesClusterPolicies(ctx context.Context, client kubernetes.Interface) (bool, error) {
-	body, err := client.Discovery().RESTClient().Get().AbsPath("/apis/" + cnpGroupVersion).DoRaw(ctx)
+	// JSON whatever the client prefers (weft's asks for protobuf).
+	body, err := client.Discovery().RESTClient().Get().AbsPath("/apis/" + cnpGroupVersion).SetHeader("Accept", "application/json").DoRaw(ctx)
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
