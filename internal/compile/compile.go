@@ -5,9 +5,11 @@ import (
 	"encoding/base32"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/policy"
@@ -529,6 +531,65 @@ func hash(s string) string {
 	return strings.ToLower(base32.StdEncoding.EncodeToString(sum[:10]))
 }
 
+// allEndpoints returns the endpoints of every named container port of the
+// snapshot's pods, by name and protocol, per family (unsorted). A large
+// cluster's pods are read in parts on all cores.
+func (c *compiler) allEndpoints() map[portKey]*[2][]ir.Endpoint {
+	pods := c.snap.Pods
+	parts := 1
+	if len(pods) >= 20000 {
+		parts = min(runtime.GOMAXPROCS(0), 8)
+	}
+	out := make([]map[portKey]*[2][]ir.Endpoint, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Go(func() {
+			out[i] = c.endpointsOf(pods[i*len(pods)/parts : (i+1)*len(pods)/parts])
+		})
+	}
+	wg.Wait()
+	all := out[0]
+	for _, m := range out[1:] {
+		for k, eps := range m {
+			if a := all[k]; a != nil {
+				a[0], a[1] = append(a[0], eps[0]...), append(a[1], eps[1]...)
+			} else {
+				all[k] = eps
+			}
+		}
+	}
+	return all
+}
+
+// endpointsOf is allEndpoints of some pods; it only reads the snapshot.
+func (c *compiler) endpointsOf(pods []*policy.Pod) map[portKey]*[2][]ir.Endpoint {
+	out := map[portKey]*[2][]ir.Endpoint{}
+	for _, pod := range pods {
+		if !pod.Selectable() {
+			continue
+		}
+		for _, cp := range pod.Ports {
+			k := portKey{cp.Name, cp.Protocol}
+			eps := out[k]
+			if eps == nil {
+				eps = &[2][]ir.Endpoint{}
+				out[k] = eps
+			}
+			for _, ip := range pod.IPs {
+				if c.snap.PodByIP(ip) != pod {
+					continue
+				}
+				i := 0
+				if ip.Is6() {
+					i = 1
+				}
+				eps[i] = append(eps[i], ir.Endpoint{Addr: ip, Protocol: uint8(cp.Protocol), Port: cp.Port})
+			}
+		}
+	}
+	return out
+}
+
 // portKey is a named container port and its protocol.
 type portKey struct {
 	name  string
@@ -778,30 +839,7 @@ func (c *compiler) namedPortSet(name string, proto policy.Protocol, fi int) stri
 		return setName
 	}
 	if c.endpoints == nil {
-		c.endpoints = map[portKey]*[2][]ir.Endpoint{}
-		for _, pod := range c.snap.Pods {
-			if !pod.Selectable() {
-				continue
-			}
-			for _, cp := range pod.Ports {
-				k := portKey{cp.Name, cp.Protocol}
-				eps := c.endpoints[k]
-				if eps == nil {
-					eps = &[2][]ir.Endpoint{}
-					c.endpoints[k] = eps
-				}
-				for _, ip := range pod.IPs {
-					if c.snap.PodByIP(ip) != pod {
-						continue
-					}
-					i := 0
-					if ip.Is6() {
-						i = 1
-					}
-					eps[i] = append(eps[i], ir.Endpoint{Addr: ip, Protocol: uint8(cp.Protocol), Port: cp.Port})
-				}
-			}
-		}
+		c.endpoints = c.allEndpoints()
 	}
 	var eps []ir.Endpoint
 	if all := c.endpoints[portKey{name, proto}]; all != nil {

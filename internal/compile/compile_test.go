@@ -464,3 +464,24 @@ func TestAuditLeavesEnforcedGroupsAlone(t *testing.T) {
 		t.Fatalf("only %d enforced groups beside %d audited ones checked", checked, auditedGroups)
 	}
 }
+
+// TestEndpointsReadInParts: a large cluster's named ports are read in parts
+// on all cores; together they are what one pass over every pod finds.
+func TestEndpointsReadInParts(t *testing.T) {
+	c := clustergen.Scale(clustergen.ScaleConfig{Pods: 25000, Namespaces: 500, Policies: 10, LocalPods: 60, Nodes: 20, Seed: 3})
+	comp := newCompiler(c.Snapshot, Options{Node: "node-1"})
+	parts, whole := comp.allEndpoints(), comp.endpointsOf(c.Snapshot.Pods)
+	if len(parts) != len(whole) || len(whole) == 0 {
+		t.Fatalf("%d named ports read in parts, %d in one pass", len(parts), len(whole))
+	}
+	for k, eps := range whole {
+		for fi := range eps {
+			a, b := slices.Clone(parts[k][fi]), slices.Clone(eps[fi])
+			slices.SortFunc(a, ir.CompareEndpoints)
+			slices.SortFunc(b, ir.CompareEndpoints)
+			if !slices.Equal(a, b) {
+				t.Errorf("port %v family %d: %d endpoints read in parts, %d in one pass", k, fi, len(a), len(b))
+			}
+		}
+	}
+}
