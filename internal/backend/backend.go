@@ -4,6 +4,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -40,6 +41,15 @@ type BudgetReporter interface {
 	// Budget is the most elements a group's merged sets may hold.
 	Budget() int
 }
+
+// VerifyAttempts is how many times a Verifier reads the kernel back while
+// weft keeps applying changes (each Apply in between makes a read stale)
+// before it gives up.
+const VerifyAttempts = 5
+
+// ErrBusy is what Verify's error wraps when weft applied changes each time
+// it read the kernel back: nothing is known to differ; check later.
+var ErrBusy = errors.New("weft applied changes while the kernel was read back")
 
 // OverBudgetGroups keeps what a backend's last Apply found over the merge
 // budget; backends embed it to implement BudgetReporter.

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -202,6 +203,8 @@ func (s *Syncer) Run(ctx context.Context) error {
 	defer repair.Stop()
 	hooks := time.NewTicker(s.cfg.HookCheckInterval)
 	defer hooks.Stop()
+	verifying := false
+	verified := make(chan bool, 1)
 	var last time.Time
 	for {
 		if pending {
@@ -248,15 +251,24 @@ func (s *Syncer) Run(ctx context.Context) error {
 				}
 			}
 		case <-repair.C:
-			if !s.Ready() {
+			if !s.Ready() || verifying {
 				continue
 			}
 			if v, ok := s.backend.(backend.Verifier); ok {
-				if s.verifyAndRepair(ctx, v) {
-					continue
-				}
+				// Beside the loop: reading a large ruleset back takes
+				// long, and changes go on being applied meanwhile (the
+				// backend compares only a read no Apply overtook).
+				verifying = true
+				go func() { verified <- s.verifyAndRepair(ctx, v) }()
+				continue
 			}
 			if f, ok := s.backend.(backend.Forgetter); ok {
+				f.Forget()
+				pending, repairing = true, true
+			}
+		case ok := <-verified:
+			verifying = false
+			if f, isF := s.backend.(backend.Forgetter); !ok && isF {
 				f.Forget()
 				pending, repairing = true, true
 			}
@@ -269,6 +281,10 @@ func (s *Syncer) Run(ctx context.Context) error {
 // be read or repaired: the caller then rewrites all.
 func (s *Syncer) verifyAndRepair(ctx context.Context, v backend.Verifier) bool {
 	drift, err := v.Verify(ctx, true)
+	if errors.Is(err, backend.ErrBusy) {
+		s.cfg.Log.Debug("kernel not compared with the rules applied: they kept changing while it was read; next time", "error", err)
+		return true
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.cfg.Log.Warn("could not compare the kernel with the rules weft applied; rewriting all weft owns", "error", err)

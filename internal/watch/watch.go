@@ -263,7 +263,7 @@ const (
 // means it could not tell.
 func ServesClusterPolicies(ctx context.Context, client kubernetes.Interface) (bool, error) {
 	// JSON whatever the client prefers (weft's asks for protobuf).
-	body, err := client.Discovery().RESTClient().Get().AbsPath("/apis/" + cnpGroupVersion).SetHeader("Accept", "application/json").DoRaw(ctx)
+	body, err := client.Discovery().RESTClient().Get().AbsPath("/apis/"+cnpGroupVersion).SetHeader("Accept", "application/json").DoRaw(ctx)
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}

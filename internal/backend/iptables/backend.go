@@ -54,6 +54,10 @@ type Backend struct {
 	// OverBudgetGroups are the applied ruleset's groups over the merge
 	// budget (backend.BudgetReporter).
 	backend.OverBudgetGroups
+	// writes counts the applies that reached the kernel, Forgets and
+	// Cleanups: Verify reads the kernel without the lock and compares
+	// only if none came in between.
+	writes uint64
 	// run runs a tool (exec's run; tests put a fake kernel here).
 	run func(name string, args []string, input string) (string, error)
 }
@@ -163,6 +167,7 @@ func (b *Backend) Forget() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.applied = nil
+	b.writes++
 }
 
 // Apply makes the kernel hold rs, in steps that never let through a packet
@@ -237,6 +242,7 @@ func (b *Backend) apply(ctx context.Context, rs *ir.Ruleset, from *state) error 
 		steps = append(steps, applyStep{what: fmt.Sprintf("name the staged ipsets again in the IPv%d rules", fam), fi: fi,
 			rules: p.settleRules[fi], undo: tableDiff(next.tables[fi], p.ruleTables[fi])})
 	}
+	b.writes++
 	if err := b.runSteps(ctx, steps, &stats); err != nil {
 		return err
 	}
@@ -456,6 +462,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.applied = nil
+	b.writes++
 	var errs []error
 	for _, mode := range []Mode{b.mode, otherMode(b.mode)} {
 		tools := toolsFor(mode)

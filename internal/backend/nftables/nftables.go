@@ -57,6 +57,10 @@ type Backend struct {
 	// walk their policy chains because their merged sets would exceed the
 	// budget (backend.BudgetReporter).
 	backend.OverBudgetGroups
+	// writes counts the transactions sent, Forgets and Cleanups: Verify
+	// reads the kernel without the lock and compares only if none came
+	// in between.
+	writes uint64
 }
 
 var (
@@ -230,6 +234,7 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	}
 	text := tx.String()
 	st.Bytes = len(text)
+	b.writes++
 
 	start := time.Now()
 	err = b.nft.Run(ctx, tx)
@@ -266,6 +271,7 @@ func (b *Backend) Forget() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.applied = nil
+	b.writes++
 }
 
 // Cleanup deletes table inet weft and nothing else. It succeeds when there is
@@ -274,6 +280,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.applied = nil
+	b.writes++
 	tx := b.nft.NewTransaction()
 	tx.Delete(&knftables.Table{})
 	if err := b.nft.Run(ctx, tx); err != nil {

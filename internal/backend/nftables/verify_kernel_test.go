@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -157,4 +158,54 @@ func driftMatches(drift []backend.Drift, want []string) bool {
 		}
 	}
 	return true
+}
+
+// TestKernelVerifyBesideApply: Verify reads the kernel without holding the
+// backend, so an Apply may land while it reads; such a read is stale and is
+// taken again. Here an Apply lands during the first read: Verify finds no
+// drift against the ruleset applied, and an Apply landing during every read
+// makes it say it could not tell (backend.ErrBusy), never a false drift.
+func TestKernelVerifyBesideApply(t *testing.T) {
+	if !netnstest.Enter(t, "nft") {
+		return
+	}
+	ctx := context.Background()
+	b := newKernelBackend(t)
+	rs, other := exampleRuleset(), exampleRuleset()
+	other.Sets[2].Addrs = append(other.Sets[2].Addrs, addr("10.32.0.10"))
+	if err := b.Apply(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	read := b.list
+	reads, landing, cur := 0, 1, rs
+	b.list = func(ctx context.Context, args ...string) ([]byte, error) {
+		out, err := read(ctx, args...)
+		if reads++; reads <= landing {
+			// An Apply that changes something lands after the read:
+			// what was read is stale.
+			if cur = other; reads%2 == 0 {
+				cur = rs
+			}
+			if err := b.Apply(ctx, cur); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out, err
+	}
+	drift, err := b.Verify(ctx, false)
+	if err != nil || len(drift) != 0 {
+		t.Fatalf("an Apply landed during the read: drift %v, error %v; want none", drift, err)
+	}
+	if reads != 2 {
+		t.Errorf("the kernel was read %d times, want 2 (the stale read again)", reads)
+	}
+	reads, landing = 1, backend.VerifyAttempts+1 // (other is in force: the next Apply is rs)
+	drift, err = b.Verify(ctx, true)
+	if !errors.Is(err, backend.ErrBusy) || len(drift) != 0 {
+		t.Fatalf("an Apply landed during every read: drift %v, error %v; want backend.ErrBusy and no drift", drift, err)
+	}
+	b.list = read
+	if drift, err := b.Verify(ctx, false); err != nil || len(drift) != 0 {
+		t.Fatalf("after: drift %v, error %v", drift, err)
+	}
 }
