@@ -64,10 +64,11 @@ func needWeft(tb testing.TB) (binary, commit string) {
 		if buildErr != nil {
 			return
 		}
+		// The commit first: a commit made while weft builds is not in it.
+		weftCommit = commitOf(ctx)
 		var bin string
 		bin, buildErr = lab.BuildWeft(ctx, buildDir)
 		weftBinary = filepath.Clean(bin)
-		weftCommit = commitOf(ctx)
 	})
 	if buildErr != nil {
 		tb.Fatalf("build weft: %v", buildErr)
