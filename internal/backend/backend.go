@@ -51,6 +51,38 @@ const VerifyAttempts = 5
 // it read the kernel back: nothing is known to differ; check later.
 var ErrBusy = errors.New("weft applied changes while the kernel was read back")
 
+// ReadBeside reads the kernel back with read while not holding mu (at
+// scale a read-back takes long, and an Apply must not wait for it), and
+// returns the reading, with mu held, if no write happened meanwhile
+// (*writes, which the backend counts under mu, did not move); else it reads
+// again, up to VerifyAttempts times, then returns an error wrapping
+// ErrBusy. ready, called under mu, says why there is nothing to compare
+// with yet.
+func ReadBeside[T any](mu sync.Locker, writes *uint64, ready func() error, read func() (T, error)) (T, error) {
+	var zero T
+	for attempt := 1; ; attempt++ {
+		mu.Lock()
+		if err := ready(); err != nil {
+			mu.Unlock()
+			return zero, err
+		}
+		before := *writes
+		mu.Unlock()
+		v, err := read()
+		if err != nil {
+			return zero, err
+		}
+		mu.Lock()
+		if *writes == before {
+			return v, nil
+		}
+		mu.Unlock()
+		if attempt == VerifyAttempts {
+			return zero, fmt.Errorf("%w, each of the %d times; try again", ErrBusy, attempt)
+		}
+	}
+}
+
 // OverBudgetGroups keeps what a backend's last Apply found over the merge
 // budget; backends embed it to implement BudgetReporter.
 type OverBudgetGroups struct {

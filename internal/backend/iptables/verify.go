@@ -22,34 +22,18 @@ var _ backend.Verifier = (*Backend)(nil)
 // differs (patching sets, restoring the chains that changed, putting the
 // jump back on top) with the same never-more-open ordering as any apply.
 func (b *Backend) Verify(ctx context.Context, repair bool) ([]backend.Drift, error) {
-	// The kernel is read without the lock (iptables-save and ipset save
-	// of a large ruleset take long, and an Apply must not wait for them),
-	// then compared under it if no Apply wrote meanwhile; else read again.
-	var have *state
-	for attempt := 1; ; attempt++ {
-		b.mu.Lock()
+	// Read beside Apply, compared under the lock (see backend.ReadBeside).
+	have, err := backend.ReadBeside(&b.mu, &b.writes, func() error {
 		if b.applied == nil || b.lastRS == nil || b.baseline[0] == nil || b.baseline[1] == nil {
-			b.mu.Unlock()
-			return nil, errors.New("iptables backend: nothing applied yet to compare the kernel with")
+			return errors.New("iptables backend: nothing applied yet to compare the kernel with")
 		}
-		writes := b.writes
-		b.mu.Unlock()
-		if err := ctxErr(ctx, "iptables verify"); err != nil {
-			return nil, err
+		return ctxErr(ctx, "iptables verify")
+	}, b.readKernel)
+	if err != nil {
+		if errors.Is(err, backend.ErrBusy) {
+			err = fmt.Errorf("iptables backend: %w", err)
 		}
-		read, err := b.readKernel()
-		if err != nil {
-			return nil, err
-		}
-		b.mu.Lock()
-		if b.writes == writes {
-			have = read
-			break
-		}
-		b.mu.Unlock()
-		if attempt == backend.VerifyAttempts {
-			return nil, fmt.Errorf("iptables backend: %w, each of the %d times; try again", backend.ErrBusy, attempt)
-		}
+		return nil, err
 	}
 	defer b.mu.Unlock()
 	drift := compareStates(&state{tables: b.baseline, sets: b.applied.sets}, have)

@@ -297,31 +297,18 @@ func desiredElems(d *desired) (map[string][]string, map[string]map[string][]stri
 // added or removed. When an object's definition changed, or the table is
 // gone, the repair rewrites the whole table, as Forget does.
 func (b *Backend) Verify(ctx context.Context, repair bool) ([]backend.Drift, error) {
-	// The kernel is read without the lock (at scale that takes most of a
-	// second, and an Apply must not wait for it), then compared under it
-	// if no Apply wrote meanwhile; else read again.
-	var got *kernelView
-	for attempt := 1; ; attempt++ {
-		b.mu.Lock()
+	// Read beside Apply, compared under the lock (see backend.ReadBeside).
+	got, err := backend.ReadBeside(&b.mu, &b.writes, func() error {
 		if b.applied == nil || b.baseline == nil {
-			b.mu.Unlock()
-			return nil, errors.New("nftables: nothing applied yet to compare the kernel with")
+			return errors.New("nftables: nothing applied yet to compare the kernel with")
 		}
-		writes := b.writes
-		b.mu.Unlock()
-		v, err := b.readKernel(ctx, false)
-		if err != nil {
-			return nil, err
+		return nil
+	}, func() (*kernelView, error) { return b.readKernel(ctx, false) })
+	if err != nil {
+		if errors.Is(err, backend.ErrBusy) {
+			err = fmt.Errorf("nftables: %w", err)
 		}
-		b.mu.Lock()
-		if b.writes == writes {
-			got = v
-			break
-		}
-		b.mu.Unlock()
-		if attempt == backend.VerifyAttempts {
-			return nil, fmt.Errorf("nftables: %w, each of the %d times; try again", backend.ErrBusy, attempt)
-		}
+		return nil, err
 	}
 	defer b.mu.Unlock()
 	if got == nil {
