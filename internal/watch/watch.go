@@ -343,6 +343,7 @@ func (w *Watcher) WaitForSync(ctx context.Context, interval time.Duration) error
 		}
 		return true
 	}
+	start := time.Now()
 	poll := time.NewTicker(10 * time.Millisecond) // start-up waits on this
 	defer poll.Stop()
 	t := time.NewTicker(interval)
@@ -365,6 +366,11 @@ func (w *Watcher) WaitForSync(ctx context.Context, interval time.Duration) error
 				err = w.health.Err
 			}
 			w.mu.Unlock()
+			if err == nil {
+				// It answers: a large cluster takes a while to list.
+				w.log.Info("still listing the cluster from the API server; not ready, rules in place stay as they are", "waited", time.Since(start).Round(time.Second))
+				continue
+			}
 			w.log.Warn("still waiting for the API server; not ready, rules in place stay as they are", "error", err)
 		}
 	}
