@@ -158,7 +158,7 @@ func (s *Stream) Next(rng *rand.Rand) string {
 	return ch.What
 }
 
-// Apply derives the snapshot after changes made to Cluster's objects by
+// ApplyPods derives the snapshot after changes made to Cluster's objects by
 // hand: pods by key (nil: deleted).
 func (s *Stream) ApplyPods(pods map[string]*corev1.Pod) {
 	ch := Change{Pods: pods}

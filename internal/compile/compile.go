@@ -648,34 +648,27 @@ func (c *compiler) policyChain(pol *policy.Policy, dir policy.Direction) *ir.Cha
 		return c.chain(pol, dir)
 	}
 	k := chainKey{pol, dir}
-	if e := c.inc.chains[k]; e != nil {
-		sets := map[string]*ir.Set{}
-		for _, r := range e.chain.Rules {
-			for _, name := range []string{r.PeerSet, r.EndpointSet} {
-				if name == "" || sets[name] != nil {
-					continue
-				}
-				s := c.sets[name]
-				if s == nil {
-					s = c.inc.cachedSet(name)
-				}
-				if s == nil {
-					goto rebuild // a set was dropped: compute it again
-				}
-				sets[name] = s
-			}
-		}
-		for name, s := range sets {
-			c.sets[name] = s
-		}
+	if e := c.inc.chains[k]; e != nil && c.haveSetsOf(e.chain) {
 		e.used = true
 		c.inc.Stats.ChainsReused++
 		return e.chain
 	}
-rebuild:
 	ch := c.chain(pol, dir)
 	c.inc.chains[k] = &chainEntry{chain: ch, used: true}
 	return ch
+}
+
+// haveSetsOf reports whether every set ch's rules name is in the ruleset
+// (haveSet); false when one was dropped and must be computed again.
+func (c *compiler) haveSetsOf(ch *ir.Chain) bool {
+	for _, r := range ch.Rules {
+		for _, name := range []string{r.PeerSet, r.EndpointSet} {
+			if name != "" && !c.haveSet(name) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (c *compiler) chain(pol *policy.Policy, dir policy.Direction) *ir.Chain {

@@ -145,9 +145,13 @@ func (inc *Incremental) update(snap *policy.Snapshot, d *policy.Delta) {
 	for _, e := range inc.sets {
 		switch e.kind {
 		case podSet:
-			e.patchAddrs(addrs, owners)
+			if e.patchAddrs(addrs, owners) {
+				inc.Stats.SetsPatched++
+			}
 		case namedSet:
-			e.patchEndpoints(addrs, owners)
+			if e.patchEndpoints(addrs, owners) {
+				inc.Stats.SetsPatched++
+			}
 		}
 	}
 }
@@ -168,8 +172,9 @@ func (e *setEntry) holds(owner *policy.Pod) bool {
 }
 
 // patchAddrs updates a pod set for addrs (sorted), whose owners are now
-// owners: an address is in the set when its owner is.
-func (e *setEntry) patchAddrs(addrs []netip.Addr, owners []*policy.Pod) {
+// owners: an address is in the set when its owner is. It reports whether
+// the set changed.
+func (e *setEntry) patchAddrs(addrs []netip.Addr, owners []*policy.Pod) bool {
 	old := e.set.Addrs
 	var out []netip.Addr
 	changed := false
@@ -202,11 +207,13 @@ func (e *setEntry) patchAddrs(addrs []netip.Addr, owners []*policy.Pod) {
 		s.Addrs = out
 		e.set = &s
 	}
+	return changed
 }
 
 // patchEndpoints updates a named-port set for addrs (sorted), whose owners
 // are now owners: an address's endpoints are its owner's ports of the name.
-func (e *setEntry) patchEndpoints(addrs []netip.Addr, owners []*policy.Pod) {
+// It reports whether the set changed.
+func (e *setEntry) patchEndpoints(addrs []netip.Addr, owners []*policy.Pod) bool {
 	old := e.set.Endpoints
 	var out []ir.Endpoint
 	changed := false
@@ -249,6 +256,7 @@ func (e *setEntry) patchEndpoints(addrs []netip.Addr, owners []*policy.Pod) {
 		s.Endpoints = out
 		e.set = &s
 	}
+	return changed
 }
 
 // cachedSet returns the kept set called name, marking it used; nil if none.
