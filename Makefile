@@ -42,10 +42,11 @@ bench:
 ## node-1 with each backend, measured by probes between real local pods.
 ## One scale or backend: make bench-scale SCALE=S2 BACKEND=nftables.
 ## CHANGES=n times n changes per kind (default 40). S3 takes tens of minutes.
+## STARTS=n times only n cold starts (PROFILE=dir saves a CPU profile of the first).
 SCALE   ?= .
 BACKEND ?= .
 bench-scale:
-	WEFT_SCALE_CHANGES=$(CHANGES) $(GO) test -run '^$$' -bench 'Scale/$(SCALE)/$(BACKEND)' -benchtime 1x -timeout 240m ./test/scale/
+	WEFT_SCALE_CHANGES=$(CHANGES) WEFT_SCALE_STARTS=$(STARTS) WEFT_SCALE_PROFILE=$(if $(PROFILE),$(abspath $(PROFILE))) $(GO) test -run '^$$' -bench 'Scale/$(SCALE)/$(BACKEND)' -benchtime 1x -timeout 240m ./test/scale/
 
 deps:
 	./hack/install-deps.sh

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -49,6 +50,7 @@ type runFlags struct {
 	mode              policy.Enforcement
 	summaryWindow     time.Duration
 	verifyInterval    time.Duration
+	profiling         bool
 }
 
 func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
@@ -70,6 +72,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&f.verifyInterval, "verify-interval", time.Minute, "how often the kernel is read back, compared with the rules weft applied, and what differs repaired")
 	fs.BoolVar(&f.cutRevoked, "cut-revoked-connections", true, "delete the conntrack entries of established connections that policy no longer allows")
 	fs.DurationVar(&f.summaryWindow, "log-summary-window", 10*time.Second, "fold log lines like the first of a window (same pods, port, protocol, direction and verdict) into one summary line per window; 0 writes every line")
+	fs.BoolVar(&f.profiling, "profiling", false, "also serve Go's profiles (/debug/pprof/) on --metrics-addr, for a CPU or heap profile of weft")
 	fs.StringVar(&f.modeText, "mode", "enforce", "enforce (drop what policy blocks) or audit (log it as 'would be blocked (audit)' and let it through); a namespace annotated "+policy.EnforcementAnnotation+"=audit|enforce overrides it")
 	if err := parse(fs, args, false); err != nil {
 		return err
@@ -77,6 +80,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
+	began := time.Now()
 	log := newLogger(stderr, f.logFormat)
 	klog.SetSlogLogger(log.With("component", "client-go"))
 	setMemoryLimit(log)
@@ -159,7 +163,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	s = syncer.New(w, b, scfg)
 
 	if f.metricsAddr != "" {
-		if err := serveHTTP(ctx, f.metricsAddr, s, m.Handler(), statusHandler(f.nodeName, f.mode.String(), s), log); err != nil {
+		if err := serveHTTP(ctx, f.metricsAddr, f.profiling, s, m.Handler(), statusHandler(f.nodeName, f.mode.String(), s), log); err != nil {
 			return err
 		}
 	}
@@ -177,7 +181,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("stopped before the API server answered; rules in place stay as they are")
 		return nil
 	}
-	log.Info("cluster view synced from the API server")
+	log.Info("cluster view synced from the API server", "sinceStart", time.Since(began).Round(time.Millisecond))
 	if other != nil {
 		go cleanupOther(ctx, s, other, log)
 	}
@@ -239,6 +243,9 @@ func (f *runFlags) validate() error {
 			return usagef("--metrics-addr %q: want HOST:PORT or :PORT", f.metricsAddr)
 		}
 	}
+	if f.profiling && f.metricsAddr == "" {
+		return usagef("--profiling serves /debug/pprof/ on --metrics-addr, which is empty: give an address (e.g. --metrics-addr 127.0.0.1:6781) or leave out --profiling")
+	}
 	if f.nodeName == "" {
 		f.nodeName = os.Getenv("NODE_NAME")
 	}
@@ -296,7 +303,7 @@ func protobuf(cfg *rest.Config) *rest.Config {
 // serveHTTP serves /healthz (the process lives), /readyz (weft enforces the
 // cluster's current policy: a ruleset is applied, syncs succeed and the API
 // server answers), /metrics and /status (weft status).
-func serveHTTP(ctx context.Context, addr string, s *syncer.Syncer, metricsHandler, statusHandler http.Handler, log *slog.Logger) error {
+func serveHTTP(ctx context.Context, addr string, profiling bool, s *syncer.Syncer, metricsHandler, statusHandler http.Handler, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -308,6 +315,15 @@ func serveHTTP(ctx context.Context, addr string, s *syncer.Syncer, metricsHandle
 	})
 	mux.Handle("/metrics", metricsHandler)
 	mux.Handle("/status", statusHandler)
+	served := "/metrics, /healthz, /readyz, /status"
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		served += ", /debug/pprof/"
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--metrics-addr %s: %w (another weft running? give another address or --metrics-addr '')", addr, err)
@@ -324,6 +340,6 @@ func serveHTTP(ctx context.Context, addr string, s *syncer.Syncer, metricsHandle
 			log.Error("metrics server stopped", "error", err)
 		}
 	}()
-	log.Info("serving /metrics, /healthz, /readyz, /status", "addr", ln.Addr().String())
+	log.Info("serving "+served, "addr", ln.Addr().String())
 	return nil
 }

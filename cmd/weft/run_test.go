@@ -19,6 +19,7 @@ func TestRunBadFlags(t *testing.T) {
 		{[]string{"--log-allowed", "--log-blocked=false"}, "--log-allowed needs the log rules that --log-blocked=false leaves out"},
 		{[]string{"--metrics-addr", "6781"}, `--metrics-addr "6781": want HOST:PORT or :PORT`},
 		{[]string{"--kubeconfig", "/nonexistent/kubeconfig", "--node-name", "n"}, "--kubeconfig: stat /nonexistent/kubeconfig"},
+		{[]string{"--profiling", "--metrics-addr", ""}, "--profiling serves /debug/pprof/ on --metrics-addr, which is empty"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
 		{[]string{"--pod-cidrs", "10.244.1.0/33"}, `--pod-cidrs "10.244.1.0/33": want CIDRs such as`},
 		{[]string{"--pod-cidrs", "10.244.1.0/24,banana"}, `--pod-cidrs "banana": want CIDRs such as`},

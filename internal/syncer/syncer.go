@@ -359,6 +359,7 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 			s.cfg.OnSync(res)
 		}
 	}()
+	began := time.Now()
 	snap, err := s.src.Snapshot()
 	if err != nil {
 		s.mu.Lock()
@@ -379,6 +380,7 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 	}
 	s.seen = snap
 	start := time.Now()
+	snapTook := start.Sub(began)
 	opts := compile.Options{Node: s.cfg.Node, PodRanges: s.cfg.PodCIDRs, Log: s.cfg.NFLog, Mode: s.cfg.Mode}
 	if len(opts.PodRanges) == 0 {
 		opts.PodRanges = snap.PodCIDRs(s.cfg.Node)
@@ -439,7 +441,8 @@ func (s *Syncer) syncOnce(ctx context.Context, force bool) error {
 		s.cfg.OnApplied(ctx, Applied{Snapshot: snap, Ruleset: rs, NodeAddrs: opts.NodeAddrs, At: time.Now()})
 	}
 	if !s.ready.Swap(true) {
-		s.cfg.Log.Info("first ruleset applied; enforcing", "backend", s.backend.Name(), "sets", len(rs.Sets), "chains", len(rs.Chains), "groups", len(rs.Groups))
+		s.cfg.Log.Info("first ruleset applied; enforcing", "backend", s.backend.Name(), "sets", len(rs.Sets), "chains", len(rs.Chains), "groups", len(rs.Groups),
+			"snapshot", snapTook.Round(time.Microsecond), "compile", res.Compile.Round(time.Microsecond), "apply", res.Apply.Round(time.Microsecond))
 	} else {
 		s.cfg.Log.Debug("ruleset applied", "sets", len(rs.Sets), "chains", len(rs.Chains), "groups", len(rs.Groups), "compile", res.Compile, "apply", res.Apply)
 	}

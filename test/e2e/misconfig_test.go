@@ -20,7 +20,7 @@ func TestMisconfigurationIsSaid(t *testing.T) {
 	node := e.lab.Nodes[0]
 	w, err := e.lab.StartWeft(context.Background(), node, lab.WeftOptions{
 		Binary: e.weft, Backend: "nftables", MetricsAddr: ":6794",
-		Args: []string{"--node-name", "node-typo", "--cni-socket", ""},
+		Args: []string{"--node-name", "node-typo", "--cni-socket", "", "--profiling"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +53,16 @@ func TestMisconfigurationIsSaid(t *testing.T) {
 			t.Fatalf("metrics lack %q after %v:\n%s", want, waitFor, grepLines(m, "weft_misconfiguration"))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// --profiling serves Go's profiles beside the metrics.
+	if resp, err := client.Get("http://127.0.0.1:6794/debug/pprof/cmdline"); err != nil {
+		t.Errorf("--profiling: GET /debug/pprof/cmdline: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "node-typo") {
+			t.Errorf("--profiling: /debug/pprof/cmdline answers %s: %q, want weft's command line", resp.Status, b)
+		}
 	}
 	if log := w.Log(); !strings.Contains(log, "misconfiguration: no Node object is named like --node-name") || !strings.Contains(log, "node-typo") {
 		t.Errorf("weft's log does not say that --node-name matches no Node:\n%s", tailLines(log, 20))

@@ -60,12 +60,26 @@ func BenchmarkScale(b *testing.B) {
 		}
 		changes = n
 	}
+	starts := 0
+	if v := os.Getenv("WEFT_SCALE_STARTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("WEFT_SCALE_STARTS=%q: want a whole number of cold starts to time (and nothing else)", v)
+		}
+		starts = n
+	}
 	for _, s := range scales {
 		s.changes = changes
 		b.Run(s.Name, func(b *testing.B) {
 			w := loadWorld(b, s)
 			for _, backend := range []string{"iptables", "nftables"} {
-				b.Run(backend, func(b *testing.B) { w.run(b, bin, commit, backend) })
+				b.Run(backend, func(b *testing.B) {
+					if starts > 0 {
+						w.starts(b, bin, backend, starts, os.Getenv("WEFT_SCALE_PROFILE"))
+						return
+					}
+					w.run(b, bin, commit, backend)
+				})
 			}
 		})
 	}
