@@ -14,21 +14,37 @@ import (
 // the merge budget: their policy chains would merge into sets of more
 // elements than the budget, so they walk the chains instead. That is the
 // slower exact layout, never a more open one.
+//
+// It also says when the backend's kernel had no room for the merged sets
+// at all (backend.SetLimitReporter: the ipset table of the network
+// namespace is full), so that every group walks its chains.
 type budgetWatch struct {
 	log  *slog.Logger
 	m    *metrics.Metrics
 	b    backend.BudgetReporter
 	said map[string]int // group → elements, as last said
+	// sets reports the set-count fallback; inFallback is whether it was
+	// in force at the last check.
+	sets       backend.SetLimitReporter
+	inFallback bool
 }
 
 func newBudgetWatch(log *slog.Logger, m *metrics.Metrics, b backend.Backend) *budgetWatch {
 	r, _ := b.(backend.BudgetReporter)
-	return &budgetWatch{log: log, m: m, b: r, said: map[string]int{}}
+	sets, _ := b.(backend.SetLimitReporter)
+	if sets != nil {
+		m.BudgetExceeded("ipsets", 0)
+	}
+	return &budgetWatch{log: log, m: m, b: r, said: map[string]int{}, sets: sets}
 }
 
 // check looks at the ruleset applied last (rs).
 func (w *budgetWatch) check(rs *ir.Ruleset) {
-	if w.b == nil || rs == nil {
+	if rs == nil {
+		return
+	}
+	w.checkSets()
+	if w.b == nil {
 		return
 	}
 	over := w.b.OverBudget()
@@ -53,4 +69,23 @@ func (w *budgetWatch) check(rs *ir.Ruleset) {
 		}
 	}
 	w.said = over
+}
+
+// checkSets says once when the backend falls back from the merged layout
+// because the kernel's ipset table is full, and once when it is back.
+func (w *budgetWatch) checkSets() {
+	if w.sets == nil {
+		return
+	}
+	fb := w.sets.SetLimitFallback()
+	switch {
+	case fb != nil && !w.inFallback:
+		w.m.BudgetExceeded("ipsets", 1)
+		w.log.Warn("over budget: the kernel's ipset table in this network namespace is full (its limit on the number of sets), so the merged layout's sets did not fit; every group of local pods now walks its policy chains instead (the same verdicts, more rule lookups per new connection). To get the merged layout back, destroy ipsets that other tools hold and no longer use, or reduce the number of distinct peers in the cluster's policies (weft tries the merged layout again when it needs fewer sets than now, and with the first change after retryAfter)",
+			"budget", "ipsets", "mergedSets", fb.Merged, "sets", fb.Applied, "setsInNamespace", fb.InNamespace, "othersSets", fb.Others, "refusal", fb.Refusal, "retryAfter", fb.Retry)
+	case fb == nil && w.inFallback:
+		w.m.BudgetExceeded("ipsets", 0)
+		w.log.Info("within budget again: the merged layout's sets fit in the kernel's ipset table; groups use merged sets again", "budget", "ipsets")
+	}
+	w.inFallback = fb != nil
 }

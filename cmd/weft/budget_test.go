@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/weftnet/weft/internal/backend"
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/metrics"
 )
@@ -63,4 +65,64 @@ func gaugeValue(t *testing.T, m *metrics.Metrics) float64 {
 		t.Fatal(err)
 	}
 	return d.GetGauge().GetValue()
+}
+
+// setLimit is a backend.SetLimitReporter whose answer the test sets.
+type setLimit struct{ fb *backend.SetLimitFallback }
+
+func (s *setLimit) SetLimitFallback() *backend.SetLimitFallback { return s.fb }
+
+// TestBudgetWatchSaysTheSetTableOverflowed: when the backend falls back from
+// the merged layout because the kernel's ipset table is full, weft warns
+// once, naming what overflowed, what the merged layout needed, what it
+// means and the fix, and sets weft_budget_exceeded{budget="ipsets"}; when
+// the merged layout is back it says so and the gauge drops.
+func TestBudgetWatchSaysTheSetTableOverflowed(t *testing.T) {
+	var out bytes.Buffer
+	m := metrics.New()
+	r := &setLimit{}
+	w := newBudgetWatch(slog.New(slog.NewTextHandler(&out, nil)), m, struct {
+		backend.Backend
+		*setLimit
+	}{nil, r})
+	gauge := func() float64 {
+		t.Helper()
+		var d dto.Metric
+		if err := m.BudgetGauge("ipsets").Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetGauge().GetValue()
+	}
+	rs := &ir.Ruleset{}
+	w.check(rs)
+	if out.Len() != 0 || gauge() != 0 {
+		t.Fatalf("no fallback, yet weft said %q and the gauge is %v", out.String(), gauge())
+	}
+	r.fb = &backend.SetLimitFallback{Merged: 40210, Applied: 15102, InNamespace: 65460, Others: 50358, Retry: 10 * time.Minute,
+		Refusal: "ipset v7.17: Error in line 5: Kernel error received: maximal number of sets reached, cannot create more."}
+	w.check(rs)
+	r.fb = &backend.SetLimitFallback{Merged: 40300, Applied: 15110}
+	w.check(rs)
+	text := out.String()
+	if n := strings.Count(text, "level=WARN"); n != 1 {
+		t.Fatalf("want one warning, got %d:\n%s", n, text)
+	}
+	for _, want := range []string{"budget=ipsets", "ipset table in this network namespace is full", "mergedSets=40210", "sets=15102",
+		"setsInNamespace=65460", "othersSets=50358", "maximal number of sets reached", "walks its policy chains", "the same verdicts",
+		"destroy ipsets that other tools hold", "distinct peers", "retryAfter=10m0s"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the warning lacks %q:\n%s", want, text)
+		}
+	}
+	if got := gauge(); got != 1 {
+		t.Errorf(`weft_budget_exceeded{budget="ipsets"} = %v, want 1`, got)
+	}
+	r.fb = nil
+	w.check(rs)
+	if !strings.Contains(out.String(), "level=INFO") || !strings.Contains(out.String(), "merged layout's sets fit") {
+		t.Errorf("weft did not say the merged layout is back:\n%s", out.String())
+	}
+	if got := gauge(); got != 0 {
+		t.Errorf(`weft_budget_exceeded{budget="ipsets"} = %v, want 0`, got)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/weftnet/weft/internal/ir"
 )
@@ -40,6 +41,37 @@ type BudgetReporter interface {
 	OverBudget() map[string]int
 	// Budget is the most elements a group's merged sets may hold.
 	Budget() int
+}
+
+// SetLimitReporter is implemented by backends whose sets come from a kernel
+// table of bounded size (ipset: about 65,000 sets per network namespace,
+// shared with every other tool there). When the merged layout (the
+// per-group sets of ir.PlanGroup) needs more sets than the table has room
+// for, such a backend applies the same ruleset without merged sets: every
+// group walks its policy chains, which gives the same verdicts with fewer
+// sets (never a more open layout) and more rule lookups per new connection.
+type SetLimitReporter interface {
+	// SetLimitFallback describes the fallback the ruleset applied last is
+	// in; nil when it has its merged layout.
+	SetLimitFallback() *SetLimitFallback
+}
+
+// SetLimitFallback describes a ruleset applied without merged sets because
+// the kernel's set table had no room for them.
+type SetLimitFallback struct {
+	// Merged is how many sets the merged layout needed when it was last
+	// tried and refused; Applied is how many the layout in force holds.
+	Merged, Applied int
+	// InNamespace is how many sets the network namespace held, weft's and
+	// other tools', right after the merged layout was refused, and Others
+	// how many of them are not weft's (-1 each: they could not be listed).
+	InNamespace, Others int
+	// Refusal is what the kernel said.
+	Refusal string
+	// Retry is how long after a refusal the backend tries the merged
+	// layout again even though it needs as many sets (it tries it at once
+	// when it needs fewer), with the first apply after that.
+	Retry time.Duration
 }
 
 // VerifyAttempts is how many times a Verifier reads the kernel back while

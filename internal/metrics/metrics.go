@@ -86,7 +86,7 @@ func New(st ...Status) *Metrics {
 			Name: "weft_unknown_pod_addresses_denied", Help: "1 when addresses of this node's pod ranges that no known pod holds are dropped; 0 when they pass (no pod ranges known, or --unknown-pod-traffic=allow), so a new pod is open until weft learns its IP.",
 		}),
 		budget: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "weft_budget_exceeded", Help: "Parts of the ruleset in force over a budget, by budget: merged-set-elements counts the groups whose policy chains would merge into sets of more elements than the budget; they walk their chains instead (the same verdicts, more rule lookups per new connection).",
+			Name: "weft_budget_exceeded", Help: "Parts of the ruleset in force over a budget, by budget: merged-set-elements counts the groups whose policy chains would merge into sets of more elements than the budget; they walk their chains instead (the same verdicts, more rule lookups per new connection). ipsets (iptables backend) is 1 while the kernel's ipset table in weft's network namespace has no room for the merged layout's sets, so every group walks its chains.",
 		}, []string{"budget"}),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_kernel_drift_repaired_total", Help: "Differences between the kernel and the rules weft applied (changed behind its back) that the periodic check found and repaired, by kind: table, chain, rule, set, element, map-element, hook.",

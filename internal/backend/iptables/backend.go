@@ -54,6 +54,9 @@ type Backend struct {
 	// OverBudgetGroups are the applied ruleset's groups over the merge
 	// budget (backend.BudgetReporter).
 	backend.OverBudgetGroups
+	// limit is the fallback from the merged layout while the kernel's
+	// ipset table has no room for it (setlimit.go).
+	limit setLimit
 	// writes counts the applies that reached the kernel, Forgets and
 	// Cleanups: Verify reads the kernel without the lock and compares
 	// only if none came in between.
@@ -63,8 +66,9 @@ type Backend struct {
 }
 
 var (
-	_ backend.Backend        = (*Backend)(nil)
-	_ backend.BudgetReporter = (*Backend)(nil)
+	_ backend.Backend          = (*Backend)(nil)
+	_ backend.BudgetReporter   = (*Backend)(nil)
+	_ backend.SetLimitReporter = (*Backend)(nil)
 )
 
 // Stats describes the last Apply: what it sent to the kernel.
@@ -181,7 +185,9 @@ func (b *Backend) Forget() {
 // previous ruleset stays whole, and the error quotes the tool and the line
 // it refused. ctx is checked between steps until the new rules are in
 // place; a step once started runs to its end, and so does an apply whose
-// new rules are in place.
+// new rules are in place. When the kernel's ipset table has no room for the
+// merged sets, Apply applies rs with every group walking its chains instead
+// (the same verdicts with fewer sets; see setlimit.go and SetLimitFallback).
 func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -190,26 +196,88 @@ func (b *Backend) Apply(ctx context.Context, rs *ir.Ruleset) error {
 
 // apply is Apply with b.mu held. from, when set, is what the kernel holds,
 // just read (Verify's repair): the apply then changes what differs from it.
+// It picks the layout (setlimit.go): merged sets, or, when the kernel's
+// ipset table has no room for them, every group walking its chains.
 func (b *Backend) apply(ctx context.Context, rs *ir.Ruleset, from *state) error {
 	start := time.Now()
 	if err := ctxErr(ctx, "iptables apply"); err != nil {
 		return err
 	}
-	memo := memberMemo{}
-	next, err := renderBudget(rs, b.budget, b.memo)
-	if err == nil {
-		// Keep what this ruleset rendered (and no more): renderBudget
-		// wrote its sets' entries into b.memo; drop the others.
-		for name := range b.memo {
-			if _, ok := next.sets[name]; ok {
-				memo[name] = b.memo[name]
-			}
-		}
-		b.memo = memo
-	}
+	merged, err := renderBudget(rs, b.budget, b.memo)
 	if err != nil {
 		return fmt.Errorf("iptables backend: %w", err)
 	}
+	rendered := []*state{merged}
+	// Keep the members of what this ruleset rendered (and no more):
+	// renderBudget wrote its sets' entries into b.memo.
+	defer func() { b.keepMemo(rendered) }()
+	walked := func() (*state, error) {
+		st, err := renderBudget(rs, -1, b.memo)
+		if err != nil {
+			return nil, fmt.Errorf("iptables backend: %w", err)
+		}
+		rendered = append(rendered, st)
+		return st, nil
+	}
+	if b.limit.fallback != nil && !b.limit.mayFit(merged) {
+		st, err := walked()
+		if err != nil {
+			return err
+		}
+		if err := b.install(ctx, rs, st, merged.overBudget, from, start); err != nil {
+			return err
+		}
+		b.limit.fallback.Applied = len(st.sets)
+		return nil
+	}
+	err = b.install(ctx, rs, merged, merged.overBudget, from, start)
+	if err == nil {
+		b.limit = setLimit{}
+		return nil
+	}
+	refusal := setTableFull(err)
+	if refusal == "" {
+		return err
+	}
+	// The refusal came from the first step (sets are created before
+	// anything else changes), which was rolled back: the kernel holds what
+	// it held. Walking every chain needs fewer sets, if any group merges.
+	st, rerr := walked()
+	if rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	if len(st.sets) >= len(merged.sets) {
+		return err
+	}
+	if b.applied == nil {
+		from = nil // the rollback failed: what the kernel holds is read again
+	}
+	if err2 := b.install(ctx, rs, st, merged.overBudget, from, start); err2 != nil {
+		return fmt.Errorf("%w; without merged sets (%d sets instead of %d) the apply failed too: %v", err, len(st.sets), len(merged.sets), err2)
+	}
+	b.limit.fellBack(len(merged.sets), len(st.sets), refusal, b.countSets)
+	b.log.Debug("the kernel's ipset table has no room for the merged layout: applied the ruleset with every group walking its chains",
+		"mergedSets", len(merged.sets), "sets", len(st.sets), "refusal", refusal)
+	return nil
+}
+
+// keepMemo drops the memo's entries of sets none of the states holds.
+func (b *Backend) keepMemo(states []*state) {
+	memo := memberMemo{}
+	for _, st := range states {
+		for name := range st.sets {
+			if e, ok := b.memo[name]; ok {
+				memo[name] = e
+			}
+		}
+	}
+	b.memo = memo
+}
+
+// install makes the kernel hold next, rendered from rs (Apply's steps);
+// overBudget are the groups over the merge budget, reported once next is in.
+func (b *Backend) install(ctx context.Context, rs *ir.Ruleset, next *state, overBudget map[string]int, from *state, start time.Time) error {
+	var err error
 	stats := Stats{}
 	prev := b.applied
 	if from != nil {
@@ -278,7 +346,7 @@ func (b *Backend) apply(ctx context.Context, rs *ir.Ruleset, from *state) error 
 		}
 	}
 	b.applied, b.lastRS = next, rs
-	b.SetOverBudget(next.overBudget, ir.MergeLimit(b.budget))
+	b.SetOverBudget(overBudget, ir.MergeLimit(b.budget))
 	for fi := range families {
 		if p.rules[fi] == "" && p.settleRules[fi] == "" && b.baseline[fi] != nil {
 			continue

@@ -90,6 +90,11 @@
 // rule uses them. A pod
 // joining a peer set adds its elements to the merged sets built from it: a
 // membership change still touches only ipsets.
+// When the kernel's ipset table (about 65,000 sets per network namespace,
+// shared with other tools) has no room for the merged sets, Apply applies
+// the same ruleset with every group walking its chains, which needs fewer
+// sets, and reports it (backend.SetLimitReporter; setlimit.go says when it
+// merges again).
 //
 // Packets weft lets through RETURN to the calling chain, so the node's own
 // rules after weft's jump still apply. Only FORWARD is hooked: traffic between

@@ -87,7 +87,7 @@ func hintFor(e *ToolError) string {
 		name = f[1]
 	}
 	switch {
-	case strings.Contains(out, "maximal number of sets reached"):
+	case strings.Contains(out, setTableFullMsg):
 		return "the kernel's limit on the number of ipsets in this network namespace is reached: destroy sets that are no longer used, or reduce the number of distinct peers in the cluster's policies"
 	case strings.Contains(out, "same name already exists"), strings.Contains(out, "type does not match"):
 		return fmt.Sprintf("an ipset named %s that this weft did not make is in the way: remove it (ipset destroy %s) or run `weft cleanup`", name, name)

@@ -36,6 +36,9 @@ type fakeKernel struct {
 	failAt func(name string, args []string, input string) int
 	// commands lists what ran: the tool, its arguments and its input.
 	commands []string
+	// maxSets, when set, is the size of the ipset table: a create beyond
+	// it is refused, as the kernel refuses it.
+	maxSets int
 }
 
 type fakeTable struct {
@@ -334,6 +337,9 @@ func (k *fakeKernel) ipset(args []string, input string, refuse int) (string, err
 					continue
 				}
 				return "", bad("Set cannot be created: set with the same name already exists")
+			}
+			if k.maxSets > 0 && len(k.sets) >= k.maxSets {
+				return "", bad("Kernel error received: " + setTableFullMsg + ", cannot create more.")
 			}
 			ns := &fakeSet{typ: f[2], family: "inet"}
 			for j := 3; j+1 < len(f); j += 2 {

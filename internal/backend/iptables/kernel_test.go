@@ -9,10 +9,13 @@ import (
 	"os/exec"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/weftnet/weft/internal/backend"
 	"github.com/weftnet/weft/internal/clustergen"
 	"github.com/weftnet/weft/internal/compile"
 	"github.com/weftnet/weft/internal/ir"
@@ -455,8 +458,11 @@ func testCleanupRemovesOnlyWeft(t *testing.T, mode Mode) {
 
 // TestKernelSetLimit fills the namespace's ipset table to the limit ipset
 // reports (on this kernel the table grows to 65,472 sets; filling it takes
-// most of a minute) and checks that an apply that needs more sets fails
-// clearly and leaves the previous ruleset whole.
+// most of a minute) and checks that an apply that needs more sets than
+// either layout has room for fails clearly and leaves the previous ruleset
+// whole; that an apply whose merged layout does not fit but whose walking
+// one does applies the walking one, reports it and gives the ir's verdicts;
+// and that, with room again, a ruleset needing fewer sets is merged again.
 func TestKernelSetLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills the kernel's ipset table: most of a minute; not with -short")
@@ -464,8 +470,9 @@ func TestKernelSetLimit(t *testing.T) {
 	if !netnstest.Enter(t, "ipset", "iptables-nft-restore") {
 		return
 	}
+	ctx := context.Background()
 	b := newTestBackend(t, ModeNFT)
-	if err := b.Apply(context.Background(), sampleRuleset()); err != nil {
+	if err := b.Apply(ctx, sampleRuleset()); err != nil {
 		t.Fatal(err)
 	}
 	var fill strings.Builder
@@ -479,22 +486,93 @@ func TestKernelSetLimit(t *testing.T) {
 		t.Skipf("ipset took 70,000 sets without reporting a limit (%v: %s)", err, out)
 	}
 	t.Logf("ipset reports its limit: %s", strings.TrimSpace(string(out)))
+	m := lineNumber.FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("ipset did not say which line it refused: %s", out)
+	}
+	filled, _ := strconv.Atoi(m[1])
+	filled-- // the sets fill-0 .. fill-(filled-1) were made
+	freed := 0
+	free := func(n int) {
+		t.Helper()
+		var lines strings.Builder
+		for range n {
+			fmt.Fprintf(&lines, "destroy fill-%d\n", freed)
+			freed++
+		}
+		shIn(t, lines.String(), "ipset", "restore")
+	}
+
 	// Room for one more set; the next state needs a new set and temporary
-	// sets for its changed ones.
-	sh(t, "ipset", "destroy", "fill-0")
+	// sets for its changed ones, in either layout.
+	otherMerged, otherWalked := layouts(t, otherRuleset())
+	if n, w := setsToCreate(t, b.applied, otherMerged), setsToCreate(t, b.applied, otherWalked); n <= 1 || w <= 1 {
+		t.Fatalf("the next state creates %d sets merged, %d walking: the test needs more than one each", n, w)
+	}
+	free(1)
 	before := kernelState(t, ModeNFT)
-	err = b.Apply(context.Background(), otherRuleset())
+	err = b.Apply(ctx, otherRuleset())
 	if err == nil {
 		t.Fatal("apply succeeded beyond the set limit")
 	}
 	t.Logf("error: %v", err)
-	for _, want := range []string{"maximal number of sets reached", "limit on the number of ipsets", "previous ruleset is in place", "create weft-"} {
+	for _, want := range []string{setTableFullMsg, "limit on the number of ipsets", "previous ruleset is in place", "create weft-", "without merged sets"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q: %v", want, err)
 		}
 	}
 	if diff := cmp.Diff(before, kernelState(t, ModeNFT)); diff != "" {
 		t.Errorf("a failed apply changed the kernel (-before +after):\n%s", diff)
+	}
+
+	// Room for what the walking layout creates, not the merged one.
+	rs := sharedRuleset(4)
+	merged, walked := layouts(t, rs)
+	needMerged, needWalked := setsToCreate(t, b.applied, merged), setsToCreate(t, b.applied, walked)
+	t.Logf("from the sample ruleset, merged: %d sets, %d created; walking: %d sets, %d created", len(merged.sets), needMerged, len(walked.sets), needWalked)
+	if needWalked >= needMerged {
+		t.Fatalf("the walking layout creates %d sets, the merged one %d: the test needs fewer walking", needWalked, needMerged)
+	}
+	free(needWalked - 1)
+	if err := b.Apply(ctx, rs); err != nil {
+		t.Fatalf("with room for the walking layout: %v", err)
+	}
+	checkKernelHoldsBudget(t, ModeNFT, rs, -1)
+	fb := b.SetLimitFallback()
+	others := filled - freed
+	want := &backend.SetLimitFallback{Merged: len(merged.sets), Applied: len(walked.sets), InNamespace: others + len(walked.sets), Others: others, Retry: mergedRetry}
+	if diff := cmp.Diff(want, fb, cmpopts.IgnoreFields(backend.SetLimitFallback{}, "Refusal")); diff != "" {
+		t.Errorf("fallback reported (-want +got):\n%s", diff)
+	}
+	if fb != nil && !strings.Contains(fb.Refusal, setTableFullMsg) {
+		t.Errorf("the refusal reported is not the kernel's: %q", fb.Refusal)
+	}
+	if over := b.OverBudget(); len(over) != 0 {
+		t.Errorf("no group is over the element budget, yet OverBudget says %v", over)
+	}
+	// What the kernel holds (the walking render, checked above) and the
+	// merged render give the ir's verdicts.
+	checkVerdicts(t, rs, map[string]*state{"walking": walked, "merged": merged})
+
+	// Room again: the same ruleset needs as many sets as when it was
+	// refused, so it keeps walking (nothing changes); one that needs
+	// fewer is merged.
+	smaller := sharedRuleset(3)
+	smallMerged, _ := layouts(t, smaller)
+	free(setsToCreate(t, b.applied, smallMerged))
+	before = kernelState(t, ModeNFT)
+	if err := b.Apply(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, kernelState(t, ModeNFT)); diff != "" {
+		t.Errorf("re-applying the ruleset in the fallback changed the kernel (-before +after):\n%s", diff)
+	}
+	if err := b.Apply(ctx, smaller); err != nil {
+		t.Fatal(err)
+	}
+	checkKernelHolds(t, ModeNFT, smaller)
+	if fb := b.SetLimitFallback(); fb != nil {
+		t.Errorf("merged again, yet a fallback is reported: %+v", fb)
 	}
 }
 
