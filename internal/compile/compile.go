@@ -66,8 +66,10 @@ type compiler struct {
 	sets       map[string]*ir.Set            // by name
 	namespaces map[string][]string           // namespace selector → matching namespaces
 	endpoints  map[portKey]*[2][]ir.Endpoint // per family, unsorted
-	chains     map[string]*ir.Chain          // shared chains (cluster tiers, accept-all) by name
-	inc        *Incremental                  // sets and chains kept from the compile before (nil: none)
+	// localEndpoints are endpoints of the node's pods only.
+	localEndpoints map[portKey]*[2][]ir.Endpoint
+	chains         map[string]*ir.Chain // shared chains (cluster tiers, accept-all) by name
+	inc            *Incremental         // sets and chains kept from the compile before (nil: none)
 }
 
 func (c *compiler) compile() *ir.Ruleset {
@@ -438,7 +440,7 @@ func (c *compiler) clusterRule(p *policy.ClusterPolicy, r *policy.ClusterRule, d
 				peers = append(peers, name)
 			}
 		}
-		out = append(out, crossRules(fam, peers, c.portMatches(r.AllPorts, r.Ports, fi), verdict, comment)...)
+		out = append(out, crossRules(fam, peers, c.portMatches(r.AllPorts, r.Ports, fi, dir), verdict, comment)...)
 	}
 	return out
 }
@@ -544,7 +546,7 @@ func (c *compiler) allEndpoints() map[portKey]*[2][]ir.Endpoint {
 	var wg sync.WaitGroup
 	for i := range parts {
 		wg.Go(func() {
-			out[i] = c.endpointsOf(pods[i*len(pods)/parts : (i+1)*len(pods)/parts])
+			out[i] = c.endpointsOf(pods[i*len(pods)/parts:(i+1)*len(pods)/parts], "")
 		})
 	}
 	wg.Wait()
@@ -561,11 +563,12 @@ func (c *compiler) allEndpoints() map[portKey]*[2][]ir.Endpoint {
 	return all
 }
 
-// endpointsOf is allEndpoints of some pods; it only reads the snapshot.
-func (c *compiler) endpointsOf(pods []*policy.Pod) map[portKey]*[2][]ir.Endpoint {
+// endpointsOf is allEndpoints of some pods, those on node unless node is
+// ""; it only reads the snapshot.
+func (c *compiler) endpointsOf(pods []*policy.Pod, node string) map[portKey]*[2][]ir.Endpoint {
 	out := map[portKey]*[2][]ir.Endpoint{}
 	for _, pod := range pods {
-		if !pod.Selectable() {
+		if !policy.IsLocal(pod, node) {
 			continue
 		}
 		for _, cp := range pod.Ports {
@@ -606,8 +609,11 @@ type portMatch struct {
 // portMatches returns the port entries of a rule for family index fi: one
 // that matches everything when all is set; a named port with a protocol
 // matches that protocol's endpoint set, and one without (a cluster policy's
-// destinationNamedPort) each protocol's.
-func (c *compiler) portMatches(all bool, ports []policy.Port, fi int) []portMatch {
+// destinationNamedPort) each protocol's. An ingress rule's named ports
+// are looked up in sets of the local pods' endpoints only (see
+// namedPortSet).
+func (c *compiler) portMatches(all bool, ports []policy.Port, fi int, dir policy.Direction) []portMatch {
+	local := dir == policy.Ingress
 	var out []portMatch
 	if all {
 		out = []portMatch{{}}
@@ -615,13 +621,13 @@ func (c *compiler) portMatches(all bool, ports []policy.Port, fi int) []portMatc
 	for _, p := range ports {
 		if p.Name != "" && p.Protocol == 0 {
 			for _, proto := range []policy.Protocol{policy.TCP, policy.UDP, policy.SCTP} {
-				out = append(out, portMatch{protocol: uint8(proto), endpointSet: c.namedPortSet(p.Name, proto, fi)})
+				out = append(out, portMatch{protocol: uint8(proto), endpointSet: c.namedPortSet(p.Name, proto, fi, local)})
 			}
 			continue
 		}
 		pm := portMatch{protocol: uint8(p.Protocol), portMin: p.Port, portMax: p.EndPort}
 		if p.Name != "" {
-			pm.endpointSet = c.namedPortSet(p.Name, p.Protocol, fi)
+			pm.endpointSet = c.namedPortSet(p.Name, p.Protocol, fi, local)
 		}
 		out = append(out, pm)
 	}
@@ -694,7 +700,7 @@ func (c *compiler) chain(pol *policy.Policy, dir policy.Direction) *ir.Chain {
 					peers = append(peers, name)
 				}
 			}
-			ch.Rules = append(ch.Rules, crossRules(fam, peers, c.portMatches(r.AllPorts, r.Ports, fi), ir.Accept, comment)...)
+			ch.Rules = append(ch.Rules, crossRules(fam, peers, c.portMatches(r.AllPorts, r.Ports, fi, dir), ir.Accept, comment)...)
 		}
 	}
 	return ch
@@ -823,27 +829,50 @@ func (c *compiler) selectNamespaces(sel labels.Selector) []string {
 
 // namedPortSet returns the EndpointSet of family index fi holding, for every
 // pod that has a container port called name with protocol proto, its
-// (address, protocol, port).
-func (c *compiler) namedPortSet(name string, proto policy.Protocol, fi int) string {
+// (address, protocol, port). With local, only the pods of the node compiled
+// for: an ingress rule's destination is always one of them (a group's
+// members are the addresses its local pods own), so the set means the same
+// with a node's hundred pods as with the cluster's hundred thousand, and a
+// pod starting on another node does not change it.
+func (c *compiler) namedPortSet(name string, proto policy.Protocol, fi int, local bool) string {
 	fam := families[fi]
+	local = local && c.node != "" // with every node, every pod is local
 	key := fmt.Sprintf("named|%d|%s|%s", fam, name, proto)
+	comment := fmt.Sprintf("named port %s/%s", name, proto)
+	if local {
+		key = fmt.Sprintf("named-local|%d|%s|%s|%s", fam, name, proto, c.node)
+		comment += " of local pods"
+	}
 	setName := "weft-" + hash(key)
 	if c.haveSet(setName) {
 		return setName
 	}
-	if c.endpoints == nil {
-		c.endpoints = c.allEndpoints()
-	}
 	var eps []ir.Endpoint
-	if all := c.endpoints[portKey{name, proto}]; all != nil {
-		eps = slices.Clone(all[fi])
+	if local {
+		if c.localEndpoints == nil {
+			c.localEndpoints = c.endpointsOf(c.snap.PodsOn(c.node), c.node)
+		}
+		if all := c.localEndpoints[portKey{name, proto}]; all != nil {
+			eps = slices.Clone(all[fi])
+		}
+	} else {
+		if c.endpoints == nil {
+			c.endpoints = c.allEndpoints()
+		}
+		if all := c.endpoints[portKey{name, proto}]; all != nil {
+			eps = slices.Clone(all[fi])
+		}
 	}
 	slices.SortFunc(eps, ir.CompareEndpoints)
 	eps = slices.Compact(eps)
-	c.addSet(&setEntry{kind: namedSet, port: name, proto: proto, set: &ir.Set{
+	e := &setEntry{kind: namedSet, port: name, proto: proto, set: &ir.Set{
 		Name: setName, Family: fam, Kind: ir.EndpointSet,
-		Comment:   fmt.Sprintf("named port %s/%s", name, proto),
+		Comment:   comment,
 		Endpoints: eps,
-	}})
+	}}
+	if local {
+		e.node = c.node
+	}
+	c.addSet(e)
 	return setName
 }

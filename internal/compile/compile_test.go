@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/weftnet/weft/internal/clustergen"
 	"github.com/weftnet/weft/internal/ir"
 	"github.com/weftnet/weft/internal/policy"
@@ -470,7 +474,7 @@ func TestAuditLeavesEnforcedGroupsAlone(t *testing.T) {
 func TestEndpointsReadInParts(t *testing.T) {
 	c := clustergen.Scale(clustergen.ScaleConfig{Pods: 25000, Namespaces: 500, Policies: 10, LocalPods: 60, Nodes: 20, Seed: 3})
 	comp := newCompiler(c.Snapshot, Options{Node: "node-1"})
-	parts, whole := comp.allEndpoints(), comp.endpointsOf(c.Snapshot.Pods)
+	parts, whole := comp.allEndpoints(), comp.endpointsOf(c.Snapshot.Pods, "")
 	if len(parts) != len(whole) || len(whole) == 0 {
 		t.Fatalf("%d named ports read in parts, %d in one pass", len(parts), len(whole))
 	}
@@ -483,5 +487,58 @@ func TestEndpointsReadInParts(t *testing.T) {
 				t.Errorf("port %v family %d: %d endpoints read in parts, %d in one pass", k, fi, len(a), len(b))
 			}
 		}
+	}
+}
+
+// TestIngressNamedPortsHoldOnlyLocalPods: an ingress rule's named port is
+// looked up in a set of the node's own pods' endpoints (its destination is
+// always one of them), not of every pod in the cluster; so a pod starting
+// on another node, named port and all, leaves the node's ruleset as it is.
+func TestIngressNamedPortsHoldOnlyLocalPods(t *testing.T) {
+	c := clustergen.Scale(clustergen.ScaleConfig{Pods: 3000, Namespaces: 100, Policies: 300, LocalPods: 60, Nodes: 10, Seed: 5})
+	rs := Compile(c.Snapshot, "node-1")
+	local := map[netip.Addr]bool{}
+	for _, p := range c.Snapshot.PodsOn("node-1") {
+		for _, ip := range p.IPs {
+			local[ip] = true
+		}
+	}
+	byName := map[string]*ir.Set{}
+	for i := range rs.Sets {
+		byName[rs.Sets[i].Name] = &rs.Sets[i]
+	}
+	looked := 0
+	for _, ch := range rs.Chains {
+		for _, r := range ch.Rules {
+			if r.EndpointSet == "" {
+				continue
+			}
+			if ch.Direction != ir.Ingress {
+				t.Fatalf("chain %s (%v) looks up named ports: the scale cluster has ingress policies only", ch.Name, ch.Direction)
+			}
+			s := byName[r.EndpointSet]
+			if len(s.Endpoints) == 0 && s.Family == ir.IPv4 {
+				t.Fatalf("set %s (%s) is empty: node-1's pods all have a metrics port", s.Name, s.Comment)
+			}
+			for _, ep := range s.Endpoints {
+				if !local[ep.Addr] {
+					t.Fatalf("set %s (%s), looked up by an ingress rule of %s, holds %v of a pod on another node", s.Name, s.Comment, ch.Policy, ep)
+				}
+			}
+			looked++
+		}
+	}
+	if looked == 0 {
+		t.Fatal("no rule looks up a named port: the test proves nothing")
+	}
+	// A pod with a metrics port starts on node-2.
+	p := c.Pods[len(c.Pods)-1].DeepCopy()
+	p.Name, p.Spec.NodeName, p.Status.PodIPs = "newcomer", "node-2", []corev1.PodIP{{IP: "10.63.200.1"}}
+	if len(p.Spec.Containers) == 0 || len(p.Spec.Containers[0].Ports) == 0 {
+		t.Fatal("the scale cluster's pods have no named ports")
+	}
+	after := Compile(policy.NewSnapshot(c.Namespaces, append(slices.Clone(c.Pods), p), c.Policies), "node-1")
+	if diff := cmp.Diff(rs, after, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
+		t.Fatalf("a pod on node-2 changed node-1's ruleset (-before +after):\n%s", diff)
 	}
 }

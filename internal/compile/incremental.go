@@ -59,9 +59,11 @@ type setEntry struct {
 	nsSel    labels.Selector
 	podSel   labels.Selector
 	selected map[string]bool
-	// namedSet: the endpoints of container ports called port, of proto.
+	// namedSet: the endpoints of container ports called port, of proto,
+	// of the pods on node ("": of every pod).
 	port  string
 	proto policy.Protocol
+	node  string
 }
 
 type setKind uint8
@@ -229,7 +231,7 @@ func (e *setEntry) patchEndpoints(addrs []netip.Addr, owners []*policy.Pod) bool
 			hi++
 		}
 		var now []ir.Endpoint
-		if p := owners[i]; p != nil {
+		if p := owners[i]; p != nil && (e.node == "" || policy.IsLocal(p, e.node)) {
 			for _, cp := range p.Ports {
 				if cp.Name == e.port && cp.Protocol == e.proto {
 					now = append(now, ir.Endpoint{Addr: a, Protocol: uint8(cp.Protocol), Port: cp.Port})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/weftnet/weft/internal/lab"
 )
@@ -33,6 +35,7 @@ func (w *world) starts(b *testing.B, bin, backend string, n int, profileDir stri
 			b.Fatal(err)
 		}
 	}
+	w.timeLists(b)
 	var took []time.Duration
 	for i := range n {
 		for _, be := range []string{"iptables", "nftables"} {
@@ -86,6 +89,44 @@ func (w *world) starts(b *testing.B, bin, backend string, n int, profileDir stri
 	b.ReportMetric(ms(took[0]), "start-to-enforcing-min-ms")
 	if err := l.WeftCleanup(ctx, node, bin, backend); err != nil {
 		b.Error(err)
+	}
+}
+
+// timeLists logs how long the API server takes to list every pod to a
+// client that only counts them, as weft's informers ask (protobuf, from the
+// watch cache, pages of 500), with and without gzip, and in one page: the
+// floor under weft's start.
+func (w *world) timeLists(b *testing.B) {
+	for _, c := range []struct {
+		what  string
+		gzip  bool
+		limit int64
+	}{{"protobuf, gzip, pages of 500", true, 500}, {"protobuf, no gzip, pages of 500", false, 500}, {"protobuf, no gzip, one page", false, 0}} {
+		cfg := w.lab.RESTConfig()
+		cfg.QPS = -1
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf"
+		cfg.DisableCompression = !c.gzip
+		client, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		pods, pages := 0, 0
+		opts := metav1.ListOptions{ResourceVersion: "0", Limit: c.limit}
+		for {
+			l, err := client.CoreV1().Pods("").List(context.Background(), opts)
+			if err != nil {
+				b.Fatalf("list pods (%s): %v", c.what, err)
+			}
+			pods += len(l.Items)
+			pages++
+			if l.Continue == "" {
+				break
+			}
+			opts.Continue, opts.ResourceVersion = l.Continue, ""
+		}
+		b.Logf("%s: the API server lists %d pods (%s) in %v, %d pages", w.s.Name, pods, c.what, time.Since(start).Round(time.Millisecond), pages)
 	}
 }
 
