@@ -73,7 +73,8 @@ func (w *world) starts(b *testing.B, bin, backend string, n int, profileDir stri
 			b.Fatalf("%s/%s start %d: %v\nweft's log ends:\n%s", w.s.Name, backend, i+1, err, tail(proc.Log(), 30))
 		}
 		took = append(took, at.Sub(start))
-		b.Logf("%s/%s start %d: enforcing after %v; weft says:\n%s", w.s.Name, backend, i+1,
+		// (Printed, not b.Logf: a benchmark's log is cut at a few lines.)
+		fmt.Printf("%s/%s start %d: enforcing after %v; weft says:\n%s\n", w.s.Name, backend, i+1,
 			at.Sub(start).Round(time.Millisecond), startLines(proc.Log()))
 		if profiled != nil {
 			if err := <-profiled; err != nil {
@@ -126,7 +127,7 @@ func (w *world) timeLists(b *testing.B) {
 			}
 			opts.Continue, opts.ResourceVersion = l.Continue, ""
 		}
-		b.Logf("%s: the API server lists %d pods (%s) in %v, %d pages", w.s.Name, pods, c.what, time.Since(start).Round(time.Millisecond), pages)
+		fmt.Printf("%s: the API server lists %d pods (%s) in %v, %d pages\n", w.s.Name, pods, c.what, time.Since(start).Round(time.Millisecond), pages)
 	}
 }
 
