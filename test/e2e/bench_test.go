@@ -568,10 +568,12 @@ func measureRate(b *testing.B, c *cluster, from, to *lab.Pod) float64 {
 // scale pods, by namespace team, app and tier: every peer set non-empty) on
 // a port of its own, the last letting x/a in on 80; against the same nodes
 // with no filter at all (weft stopped, its rules removed, conntrack still
-// on). The two alternate for peerRounds rounds, so that a slow moment of a
-// shared machine falls on one measurement, not on one side: each round
-// reports conns/s of both and their ratio, and the last sub-benchmark the
-// median of the rounds' ratios.
+// on), and with weft enforcing only the last policy. The three alternate for
+// peerRounds rounds, so that a slow moment of a shared machine falls on one
+// measurement, not on one side: each round reports conns/s of each and the
+// ratios, and the last sub-benchmark the medians of the rounds' ratios.
+// ratio-to-one-policy is how the cost grows with the number of policies;
+// ratio-to-no-filter the whole cost of enforcing, conntrack aside.
 func BenchmarkConnRatePeers(b *testing.B) {
 	e := needEnv(b)
 	for _, backend := range backends {
@@ -580,7 +582,6 @@ func BenchmarkConnRatePeers(b *testing.B) {
 			from, to := c.pods["x/a"], c.pods["x/c"]
 			c.deleteAllPolicies(b)
 			createScalePods(b, c)
-			createPeerPolicies(b, c, 1000)
 			enforced := func(b *testing.B) {
 				c.expectText(b, `
      x/c
@@ -588,12 +589,11 @@ x/a   .
 x/b   X
 `, tcp80)
 			}
-			var ratios []float64
+			var toBare, toOne []float64
 			for round := 1; round <= peerRounds; round++ {
-				var bare float64
+				var bare, one float64
 				b.Run(fmt.Sprintf("round-%d/no-filter", round), func(b *testing.B) {
-					// Both wefts down and their rules gone for the measurement;
-					// back and enforcing the 1,000 policies after it.
+					// Both wefts down and their rules gone for the measurement.
 					c.restartWeftOptsWhile(b, 0, lab.WeftOptions{}, func() {
 						c.restartWeftOptsWhile(b, 1, lab.WeftOptions{}, func() {
 							ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -608,39 +608,86 @@ x/b   X
 					})
 					b.ReportMetric(bare, "conns/s")
 				})
-				b.Run(fmt.Sprintf("round-%d/policies-1000-peers", round), func(b *testing.B) {
+				b.Run(fmt.Sprintf("round-%d/policies-1", round), func(b *testing.B) {
+					c.deleteAllPolicies(b)
+					letAIn(b, c)
 					enforced(b)
+					c.settle(b)
+					one = measureRate(b, c, from, to)
+					b.ReportMetric(one, "conns/s")
+					b.ReportMetric(one/bare, "ratio-to-no-filter")
+				})
+				b.Run(fmt.Sprintf("round-%d/policies-1000-peers", round), func(b *testing.B) {
+					createPeerOnlyPolicies(b, c, 999)
+					enforced(b)
+					c.settle(b)
 					rate := measureRate(b, c, from, to)
 					b.ReportMetric(rate, "conns/s")
-					if bare > 0 {
+					if bare > 0 && one > 0 {
 						b.ReportMetric(rate/bare, "ratio-to-no-filter")
-						ratios = append(ratios, rate/bare)
+						b.ReportMetric(rate/one, "ratio-to-one-policy")
+						toBare, toOne = append(toBare, rate/bare), append(toOne, rate/one)
 					}
 				})
 			}
 			b.Run("median", func(b *testing.B) {
-				if len(ratios) == 0 {
-					b.Skip("no round measured both sides")
+				if len(toBare) == 0 {
+					b.Skip("no round measured every side")
 				}
-				slices.Sort(ratios)
-				b.ReportMetric(ratios[len(ratios)/2], "median-ratio-to-no-filter")
-				b.ReportMetric(ratios[0], "min-ratio-to-no-filter")
+				slices.Sort(toBare)
+				slices.Sort(toOne)
+				b.ReportMetric(toBare[len(toBare)/2], "median-ratio-to-no-filter")
+				b.ReportMetric(toOne[len(toOne)/2], "median-ratio-to-one-policy")
 			})
 			c.deleteAllPolicies(b)
 		})
 	}
 }
 
+// settle waits until both wefts are idle (under 20 ms of CPU in 500 ms,
+// for at most 20 s), so that a measurement right after a large change does
+// not share the cores with the work that change left (events, the check of
+// the kernel, conntrack cuts) on one side only.
+func (c *cluster) settle(b *testing.B) {
+	b.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	last := -1.0
+	for time.Now().Before(deadline) {
+		sum := 0.0
+		for _, w := range c.wefts {
+			s, err := cpuSeconds(w.PID())
+			if err != nil {
+				b.Fatalf("weft's CPU time: %v", err)
+			}
+			sum += s
+		}
+		if last >= 0 && sum-last < 0.02 {
+			return
+		}
+		last = sum
+		time.Sleep(500 * time.Millisecond)
+	}
+	b.Logf("the wefts were still busy after 20 s; measuring anyway")
+}
+
 // peerRounds is how many times BenchmarkConnRatePeers alternates.
-const peerRounds = 3
+const peerRounds = 5
 
 // createPeerPolicies writes n policies selecting x/c: policy i lets in the
 // scale pods of app i%50, tier i%3, in the namespaces of team i%5, on TCP
 // port 1000+i; the last lets x/a in on 80.
 func createPeerPolicies(b *testing.B, c *cluster, n int) {
 	b.Helper()
+	createPeerOnlyPolicies(b, c, n-1)
+	letAIn(b, c)
+}
+
+// createPeerOnlyPolicies writes n policies selecting x/c, each letting in
+// real, different scale pods on a port of its own (1000+i).
+func createPeerOnlyPolicies(b *testing.B, c *cluster, n int) {
+	b.Helper()
 	tcp := corev1.ProtocolTCP
-	createPolicies(b, c, n-1, func(i int) *networkingv1.NetworkPolicy {
+	createPolicies(b, c, n, func(i int) *networkingv1.NetworkPolicy {
 		port := intstr.FromInt32(int32(1000 + i))
 		return netpol("x", fmt.Sprintf("peers-%04d", i), networkingv1.NetworkPolicySpec{
 			PodSelector: *sel("pod", "c"),
@@ -653,6 +700,11 @@ func createPeerPolicies(b *testing.B, c *cluster, n int) {
 			}},
 		})
 	})
+}
+
+// letAIn writes the policy that selects x/c and lets x/a in (every port).
+func letAIn(b *testing.B, c *cluster) {
+	b.Helper()
 	c.create(b, netpol("x", "zz-let-a-in", networkingv1.NetworkPolicySpec{
 		PodSelector: *sel("pod", "c"),
 		Ingress:     fromPeers(networkingv1.NetworkPolicyPeer{PodSelector: sel("pod", "a")}),
