@@ -673,17 +673,9 @@ func (c *cluster) settle(b *testing.B) {
 // peerRounds is how many times BenchmarkConnRatePeers alternates.
 const peerRounds = 5
 
-// createPeerPolicies writes n policies selecting x/c: policy i lets in the
-// scale pods of app i%50, tier i%3, in the namespaces of team i%5, on TCP
-// port 1000+i; the last lets x/a in on 80.
-func createPeerPolicies(b *testing.B, c *cluster, n int) {
-	b.Helper()
-	createPeerOnlyPolicies(b, c, n-1)
-	letAIn(b, c)
-}
-
-// createPeerOnlyPolicies writes n policies selecting x/c, each letting in
-// real, different scale pods on a port of its own (1000+i).
+// createPeerOnlyPolicies writes n policies selecting x/c: policy i lets in
+// the scale pods of app i%50, tier i%3, in the namespaces of team i%5, on
+// TCP port 1000+i.
 func createPeerOnlyPolicies(b *testing.B, c *cluster, n int) {
 	b.Helper()
 	tcp := corev1.ProtocolTCP
