@@ -14,8 +14,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/weftnet/weft/internal/backend"
 	"github.com/weftnet/weft/internal/clustergen"
 	"github.com/weftnet/weft/internal/compile"
 	"github.com/weftnet/weft/internal/ir"
@@ -538,18 +536,7 @@ func TestKernelSetLimit(t *testing.T) {
 		t.Fatalf("with room for the walking layout: %v", err)
 	}
 	checkKernelHoldsBudget(t, ModeNFT, rs, -1)
-	fb := b.SetLimitFallback()
-	others := filled - freed
-	want := &backend.SetLimitFallback{Merged: len(merged.sets), Applied: len(walked.sets), InNamespace: others + len(walked.sets), Others: others, Retry: mergedRetry}
-	if diff := cmp.Diff(want, fb, cmpopts.IgnoreFields(backend.SetLimitFallback{}, "Refusal")); diff != "" {
-		t.Errorf("fallback reported (-want +got):\n%s", diff)
-	}
-	if fb != nil && !strings.Contains(fb.Refusal, setTableFullMsg) {
-		t.Errorf("the refusal reported is not the kernel's: %q", fb.Refusal)
-	}
-	if over := b.OverBudget(); len(over) != 0 {
-		t.Errorf("no group is over the element budget, yet OverBudget says %v", over)
-	}
+	checkFallbackReport(t, b, merged, walked, filled-freed)
 	// What the kernel holds (the walking render, checked above) and the
 	// merged render give the ir's verdicts.
 	checkVerdicts(t, rs, map[string]*state{"walking": walked, "merged": merged})

@@ -172,17 +172,7 @@ func TestSetLimitFallsBackToWalking(t *testing.T) {
 	if diff := k.sameAs(walked); diff != "" {
 		t.Fatalf("the kernel does not hold the walking layout:\n%s", diff)
 	}
-	want := &backend.SetLimitFallback{Merged: len(merged.sets), Applied: len(walked.sets), InNamespace: foreign + len(walked.sets), Others: foreign, Retry: mergedRetry}
-	fb := b.SetLimitFallback()
-	if diff := cmp.Diff(want, fb, cmpopts.IgnoreFields(backend.SetLimitFallback{}, "Refusal")); diff != "" {
-		t.Errorf("fallback reported (-want +got):\n%s", diff)
-	}
-	if fb != nil && !strings.Contains(fb.Refusal, setTableFullMsg) {
-		t.Errorf("the refusal reported is not the kernel's: %q", fb.Refusal)
-	}
-	if over := b.OverBudget(); len(over) != 0 {
-		t.Errorf("no group is over the element budget, yet OverBudget says %v", over)
-	}
+	checkFallbackReport(t, b, merged, walked, foreign)
 	checkVerdicts(t, rs, map[string]*state{"kernel": k.state(), "merged": merged})
 
 	// The same again: merged is not tried, nothing is sent.
@@ -255,5 +245,22 @@ func TestSetLimitFallsBackToWalking(t *testing.T) {
 	}
 	if fb := b.SetLimitFallback(); fb != nil {
 		t.Errorf("merged again, yet a fallback is reported: %+v", fb)
+	}
+}
+
+// checkFallbackReport checks what b reports after falling back from the
+// merged layout to walked, with others sets of other tools in the table.
+func checkFallbackReport(t *testing.T, b *Backend, merged, walked *state, others int) {
+	t.Helper()
+	want := &backend.SetLimitFallback{Merged: len(merged.sets), Applied: len(walked.sets), InNamespace: others + len(walked.sets), Others: others, Retry: mergedRetry}
+	fb := b.SetLimitFallback()
+	if diff := cmp.Diff(want, fb, cmpopts.IgnoreFields(backend.SetLimitFallback{}, "Refusal")); diff != "" {
+		t.Errorf("fallback reported (-want +got):\n%s", diff)
+	}
+	if fb != nil && !strings.Contains(fb.Refusal, setTableFullMsg) {
+		t.Errorf("the refusal reported is not the kernel's: %q", fb.Refusal)
+	}
+	if over := b.OverBudget(); len(over) != 0 {
+		t.Errorf("no group is over the element budget, yet OverBudget says %v", over)
 	}
 }
