@@ -52,22 +52,8 @@ var (
 // -benchtime 1x: one measurement is minutes long.
 func BenchmarkScale(b *testing.B) {
 	bin, commit := needWeft(b)
-	changes := 40
-	if v := os.Getenv("WEFT_SCALE_CHANGES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("WEFT_SCALE_CHANGES=%q: want a whole number of changes per kind, 30 or more for p99", v)
-		}
-		changes = n
-	}
-	starts := 0
-	if v := os.Getenv("WEFT_SCALE_STARTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("WEFT_SCALE_STARTS=%q: want a whole number of cold starts to time (and nothing else)", v)
-		}
-		starts = n
-	}
+	changes := envCount(b, "WEFT_SCALE_CHANGES", 40, "changes per kind, 30 or more for p99")
+	starts := envCount(b, "WEFT_SCALE_STARTS", 0, "cold starts to time (and nothing else)")
 	for _, s := range scales {
 		s.changes = changes
 		b.Run(s.Name, func(b *testing.B) {
@@ -83,6 +69,20 @@ func BenchmarkScale(b *testing.B) {
 			}
 		})
 	}
+}
+
+// envCount is the whole number in environment variable name (what it
+// counts), or def when it is unset.
+func envCount(b *testing.B, name string, def int, what string) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a whole number of %s", name, v, what)
+	}
+	return n
 }
 
 // series are the latencies of one kind of change.
