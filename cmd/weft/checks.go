@@ -95,14 +95,18 @@ func (c *misconfigurations) check(snap *policy.Snapshot) {
 		c.report("node-name", !ok, "no Node object is named like --node-name: weft finds no local pods and isolates nothing; give the node's name as Kubernetes knows it (spec.nodeName of its pods)", "node", c.node, "knownNodes", nodeNames(snap, 5))
 	}
 	if time.Since(c.started) > time.Minute {
+		// The node's pods first: only a node without any looks at the rest.
 		local, remote := 0, 0
-		for _, p := range snap.Pods {
-			switch {
-			case p.HostNetwork || p.Finished:
-			case p.NodeName == c.node:
+		for _, p := range snap.PodsOn(c.node) {
+			if !p.HostNetwork && !p.Finished {
 				local++
-			case p.NodeName != "":
-				remote++
+			}
+		}
+		if local == 0 {
+			for _, p := range snap.Pods {
+				if !p.HostNetwork && !p.Finished && p.NodeName != "" && p.NodeName != c.node {
+					remote++
+				}
 			}
 		}
 		c.report("no-local-pods", local == 0 && remote > 0, "no pod runs on this node after a minute while other nodes have pods: is --node-name right?", "node", c.node, "podsOnOtherNodes", remote)

@@ -121,6 +121,11 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	reporter := events.New(events.Config{Client: client, Node: f.nodeName, Log: log.With("component", "events")})
 	legacyWarner := legacy.NewWarner(log)
 	checks := &misconfigurations{node: f.nodeName, log: log, m: m, started: time.Now(), said: map[string]bool{}}
+	hooks := &afterSync{
+		always:     []func(*policy.Snapshot){checks.check, w.ForgetCNI},
+		policies:   reporter.Observe,
+		namespaces: legacyWarner.Check,
+	}
 	scfg := syncer.Config{
 		Node:           f.nodeName,
 		Log:            log,
@@ -136,10 +141,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 			if r.Err == nil {
 				m.UnknownDenied(len(r.PodRanges) > 0 && f.unknownPodTraffic == "deny")
-				checks.check(r.Snapshot)
-				reporter.Observe(r.Snapshot)
-				legacyWarner.Check(r.Snapshot)
-				w.ForgetCNI(r.Snapshot)
+				hooks.run(r.Snapshot)
 			}
 		},
 	}
