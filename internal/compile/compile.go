@@ -848,20 +848,8 @@ func (c *compiler) namedPortSet(name string, proto policy.Protocol, fi int, loca
 		return setName
 	}
 	var eps []ir.Endpoint
-	if local {
-		if c.localEndpoints == nil {
-			c.localEndpoints = c.endpointsOf(c.snap.PodsOn(c.node), c.node)
-		}
-		if all := c.localEndpoints[portKey{name, proto}]; all != nil {
-			eps = slices.Clone(all[fi])
-		}
-	} else {
-		if c.endpoints == nil {
-			c.endpoints = c.allEndpoints()
-		}
-		if all := c.endpoints[portKey{name, proto}]; all != nil {
-			eps = slices.Clone(all[fi])
-		}
+	if all := c.namedEndpoints(local)[portKey{name, proto}]; all != nil {
+		eps = slices.Clone(all[fi])
 	}
 	slices.SortFunc(eps, ir.CompareEndpoints)
 	eps = slices.Compact(eps)
@@ -875,4 +863,19 @@ func (c *compiler) namedPortSet(name string, proto policy.Protocol, fi int, loca
 	}
 	c.addSet(e)
 	return setName
+}
+
+// namedEndpoints returns the endpoints of named ports, of the node's pods
+// (local) or of every pod, read once per compile.
+func (c *compiler) namedEndpoints(local bool) map[portKey]*[2][]ir.Endpoint {
+	if local {
+		if c.localEndpoints == nil {
+			c.localEndpoints = c.endpointsOf(c.snap.PodsOn(c.node), c.node)
+		}
+		return c.localEndpoints
+	}
+	if c.endpoints == nil {
+		c.endpoints = c.allEndpoints()
+	}
+	return c.endpoints
 }
