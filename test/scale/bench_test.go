@@ -58,6 +58,9 @@ func BenchmarkScale(b *testing.B) {
 		s.changes = changes
 		b.Run(s.Name, func(b *testing.B) {
 			w := loadWorld(b, s)
+			if starts > 0 {
+				w.timeLists(b)
+			}
 			for _, backend := range []string{"iptables", "nftables"} {
 				b.Run(backend, func(b *testing.B) {
 					if starts > 0 {
@@ -109,17 +112,7 @@ func (w *world) run(b *testing.B, bin, commit, backend string) {
 	ctx := context.Background()
 	l, node, pl := w.lab, w.node, w.plan
 	target := lab.Target{Protocol: corev1.ProtocolTCP, Port: w.s.probePort, Family: lab.IPv4}
-	// An empty packet filter, and the cold start's paths open through it.
-	for _, be := range []string{"iptables", "nftables"} {
-		if err := l.WeftCleanup(ctx, node, bin, be); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for _, p := range []pair{pl.blocked, pl.allowed} {
-		if r := l.Probe(ctx, w.lpod(p.from), w.lpod(p.to), target); !r.Connected {
-			b.Fatalf("%s: with no packet filter %s does not connect: %v", w.s.Name, p, r.Err)
-		}
-	}
+	w.emptyFilter(b, bin, target)
 	res := &result{series: map[string]*series{}, changesPerKindWant: w.s.changes}
 	b.ResetTimer()
 	start := time.Now()
@@ -196,6 +189,23 @@ func (w *world) run(b *testing.B, bin, commit, backend string) {
 		b.Error(err)
 	}
 	w.report(b, commit, backend, res)
+}
+
+// emptyFilter removes whatever either backend left on node-1 and checks
+// that the cold start's paths connect with no packet filter.
+func (w *world) emptyFilter(b *testing.B, bin string, target lab.Target) {
+	b.Helper()
+	ctx := context.Background()
+	for _, be := range []string{"iptables", "nftables"} {
+		if err := w.lab.WeftCleanup(ctx, w.node, bin, be); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, p := range []pair{w.plan.blocked, w.plan.allowed} {
+		if r := w.lab.Probe(ctx, w.lpod(p.from), w.lpod(p.to), target); !r.Connected {
+			b.Fatalf("%s: with no packet filter %s does not connect: %v", w.s.Name, p, r.Err)
+		}
+	}
 }
 
 // holdBlocked is how long a path found blocked must stay so for the

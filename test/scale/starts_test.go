@@ -35,17 +35,9 @@ func (w *world) starts(b *testing.B, bin, backend string, n int, profileDir stri
 			b.Fatal(err)
 		}
 	}
-	w.timeLists(b)
 	var took []time.Duration
 	for i := range n {
-		for _, be := range []string{"iptables", "nftables"} {
-			if err := l.WeftCleanup(ctx, node, bin, be); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if r := l.Probe(ctx, w.lpod(pl.blocked.from), w.lpod(pl.blocked.to), target); !r.Connected {
-			b.Fatalf("%s: with no packet filter %s does not connect: %v", w.s.Name, pl.blocked, r.Err)
-		}
+		w.emptyFilter(b, bin, target)
 		o := lab.WeftOptions{Binary: bin, Backend: backend}
 		profile := profileDir != "" && i == 0
 		if profile {
